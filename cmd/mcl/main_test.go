@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/sandbox"
+)
+
+func TestMain(m *testing.M) {
+	if _, err := sandbox.Enter(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+	}
+	os.Exit(m.Run())
+}
+
+var nextPort atomic.Int32
+
+func init() { nextPort.Store(28000) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func mcl_(ctx context.Context, stdin string, args ...string) result {
+	var out, errb bytes.Buffer
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// startSub runs `mcl sub` in the background and returns once it has joined.
+func startSub(t *testing.T, args ...string) <-chan result {
+	t.Helper()
+	joined := make(chan struct{})
+	subscribed = func() { close(joined) }
+	t.Cleanup(func() { subscribed = func() {} })
+	done := make(chan result, 1)
+	go func() { done <- mcl_(context.Background(), "", append([]string{"sub"}, args...)...) }()
+	select {
+	case <-joined:
+	case r := <-done:
+		t.Fatalf("mcl sub exited early: %+v", r)
+	}
+	return done
+}
+
+func wait(t *testing.T, done <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("mcl sub did not exit")
+	}
+	return result{}
+}
+
+func counters(t *testing.T, stderr string) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				m[f[0]] = v
+			}
+		}
+	}
+	return m
+}
+
+func TestPubSubLines(t *testing.T) {
+	sandbox.Require(t)
+	for _, group := range []string{mcl.DefaultGroup, "239.192.0.7"} {
+		t.Run(group, func(t *testing.T) {
+			port := strconv.Itoa(int(nextPort.Add(1)))
+			done := startSub(t, "--group", group, "--port", port, "--topic", "gps", "--count", "4", "--timeout", "20s")
+			long := strings.Repeat("x", 200_000) // a line longer than any scanner buffer, and a fragmented message
+			stdin := `{"lat": -33.89, "lon": 151.19, "ok": true}` + "\n\n" +
+				`"` + long + `"` + "\n" +
+				`[1, -2, 3.5, null, {"z": 1, "a": 2}]` + "\n" +
+				`"héllo"` // no final newline
+			if r := mcl_(context.Background(), stdin, "pub", "--group", group, "--port", port, "--topic", "gps"); r.code != 0 {
+				t.Fatalf("pub: %+v", r)
+			}
+			r := wait(t, done)
+			if r.code != 0 {
+				t.Fatalf("sub: %+v", r)
+			}
+			want := []string{
+				`{"topic":"gps","payload":{"lat":-33.89,"lon":151.19,"ok":true}}`,
+				`{"topic":"gps","payload":"` + long + `"}`,
+				`{"topic":"gps","payload":[1,-2,3.5,null,{"z":1,"a":2}]}`,
+				`{"topic":"gps","payload":"héllo"}`,
+			}
+			got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+			if len(got) != len(want) {
+				t.Fatalf("sub printed %d lines, want %d:\n%.500s", len(got), len(want), r.stdout)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("line %d:\n got %.200s\nwant %.200s", i, got[i], want[i])
+				}
+				if !json.Valid([]byte(got[i])) {
+					t.Errorf("line %d is not JSON", i)
+				}
+			}
+			if c := counters(t, r.stderr); c["delivered"] != 4 || c["reassembled"] != 1 {
+				t.Errorf("counters %v", c)
+			}
+		})
+	}
+}
+
+func TestPubPayloadCount(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	done := startSub(t, "--port", port, "--count", "3", "--meta")
+	r := mcl_(context.Background(), "", "pub", "--port", port, "--topic", "t", "--payload", `{"a": "\u00ff"}`, "--count", "3")
+	if r.code != 0 {
+		t.Fatalf("pub: %+v", r)
+	}
+	if c := counters(t, r.stderr); c["messages"] != 3 {
+		t.Errorf("pub counters %v", c)
+	}
+	s := wait(t, done)
+	lines := strings.Split(strings.TrimSpace(s.stdout), "\n")
+	if s.code != 0 || len(lines) != 3 {
+		t.Fatalf("sub: %+v", s)
+	}
+	var line struct {
+		Topic   string
+		Payload map[string]string
+		Sender  string
+		Time    time.Time
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line.Topic != "t" || line.Payload["a"] != "ÿ" || !strings.HasPrefix(line.Sender, "[fd6d:") || line.Time.IsZero() {
+		t.Errorf("line %s", lines[0])
+	}
+}
+
+func TestSubTimeout(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	r := mcl_(context.Background(), "", "sub", "--port", port, "--timeout", "100ms")
+	if r.code != 0 || r.stdout != "" || counters(t, r.stderr)["delivered"] != 0 || !strings.Contains(r.stderr, "delivered 0\n") {
+		t.Errorf("sub --timeout without --count: %+v", r)
+	}
+	r = mcl_(context.Background(), "", "sub", "--port", port, "--timeout", "100ms", "--count", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, "received 0 of 1") {
+		t.Errorf("sub --timeout with --count: %+v", r)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		in   string
+		code int
+		want string
+	}{
+		{[]string{"pub", "--topic", "t", "--port", "80", "--payload", "1"}, "", 2, "1024..65535"},
+		{[]string{"pub", "--topic", "t", "--group", "10.0.0.1", "--payload", "1"}, "", 2, "not a multicast group"},
+		{[]string{"sub", "--iface", "nosuch0", "--timeout", "1ms"}, "", 2, "ip link"},
+		{[]string{"pub", "--payload", "1"}, "", 2, "--topic is required"},
+		{[]string{"pub", "--topic", "t", "--payload", "{bad"}, "", 2, "--payload"},
+		{[]string{"pub", "--topic", "t", "--count", "0", "--payload", "1"}, "", 2, "--count"},
+		{[]string{"sub", "--bogus"}, "", 2, "unknown flag"},
+		{[]string{"sub", "--timeout", "soon"}, "", 2, "invalid argument"},
+		{[]string{"demo", "--duration", "0s"}, "", 2, "--duration"},
+	} {
+		r := mcl_(context.Background(), tc.in, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("mcl %s: exit %d, stderr %q; want exit %d mentioning %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestPubBadLine(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	r := mcl_(context.Background(), "1\n2\nnot json\n4\n", "pub", "--port", port, "--topic", "t")
+	if r.code != 1 || !strings.Contains(r.stderr, "line 3") {
+		t.Errorf("pub with a bad line: %+v", r)
+	}
+	if c := counters(t, r.stderr); c["messages"] != 2 {
+		t.Errorf("published %d messages before the bad line, want 2", c["messages"])
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"pub", "sub", "demo"} {
+		r := mcl_(context.Background(), "", cmd, "--help")
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "mcl "+cmd) {
+			t.Errorf("mcl %s --help: %+v", cmd, r)
+		}
+	}
+	r := mcl_(context.Background(), "", "help")
+	for _, cmd := range []string{"pub", "sub", "demo"} {
+		if !strings.Contains(r.stdout, cmd) {
+			t.Errorf("mcl help does not list %s", cmd)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	sandbox.Require(t)
+	r := mcl_(context.Background(), "", "demo", "--duration", "1200ms")
+	if r.code != 0 {
+		t.Fatalf("demo: %+v", r)
+	}
+	for _, want := range []string{"recv gps", "recv camera 200005 bytes", "final counters", "malformed 0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}

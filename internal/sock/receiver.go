@@ -1,0 +1,146 @@
+package sock
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn have in common:
+// their Message types are the same type.
+type batchConn interface {
+	ReadBatch(ms []ipv6.Message, flags int) (int, error)
+	WriteBatch(ms []ipv6.Message, flags int) (int, error)
+}
+
+// Receiver is a socket joined to one multicast group. It is not safe for
+// concurrent reads: one goroutine reads, any goroutine may Close.
+type Receiver struct {
+	pc      net.PacketConn
+	batch   batchConn
+	msgs    []ipv6.Message
+	oob     []byte
+	granted int
+	drops   uint64 // kernel drops reported by SO_RXQ_OVFL (cumulative)
+}
+
+// Listen opens a Receiver for cfg.Group. Errors: ErrNotMulticast, and the
+// operating system's (address in use without reuse, unknown interface,
+// permission) wrapped with what was being done.
+func Listen(cfg Config) (*Receiver, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return control(rc, func(fd uintptr) error { return setupReceiver(fd, cfg) })
+	}}
+	pc, err := lc.ListenPacket(context.Background(), cfg.network(), cfg.address())
+	if err != nil {
+		return nil, fmt.Errorf("sock: listen on %s: %w", cfg.address(), err)
+	}
+	r := &Receiver{pc: pc}
+	group := &net.UDPAddr{IP: cfg.Group.Addr().AsSlice()}
+	if cfg.Group.Addr().Is4() {
+		p := ipv4.NewPacketConn(pc)
+		r.batch = p
+		err = p.JoinGroup(cfg.Interface, group)
+	} else {
+		p := ipv6.NewPacketConn(pc)
+		r.batch = p
+		err = p.JoinGroup(cfg.Interface, group)
+	}
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("sock: join %s%s: %w", cfg.Group.Addr(), onInterface(cfg.Interface), err)
+	}
+	if rc, err := pc.(syscall.Conn).SyscallConn(); err == nil {
+		_ = control(rc, func(fd uintptr) error {
+			r.granted = readBufferSize(fd)
+			return nil
+		})
+	}
+	return r, nil
+}
+
+func onInterface(ifi *net.Interface) string {
+	if ifi == nil {
+		return ""
+	}
+	return " on " + ifi.Name
+}
+
+// ReadBufferSize reports the receive buffer the kernel granted, in the
+// kernel's accounting (Linux reports twice the size requested, to cover
+// its bookkeeping).
+func (r *Receiver) ReadBufferSize() int { return r.granted }
+
+// KernelDrops reports how many datagrams the kernel dropped because this
+// socket's receive buffer was full, as last reported with a batch (Linux
+// SO_RXQ_OVFL; always 0 elsewhere).
+func (r *Receiver) KernelDrops() uint64 { return r.drops }
+
+// ReadBatch blocks until at least one datagram arrives, then fills up to
+// len(ms) messages and returns how many. After Close it returns an error
+// that satisfies errors.Is(err, net.ErrClosed).
+func (r *Receiver) ReadBatch(ms []Message) (int, error) {
+	if len(r.msgs) < len(ms) {
+		r.msgs = make([]ipv6.Message, len(ms))
+		r.oob = make([]byte, len(ms)*oobSize)
+		for i := range r.msgs {
+			r.msgs[i].Buffers = make([][]byte, 1)
+			r.msgs[i].OOB = r.oob[i*oobSize : (i+1)*oobSize]
+		}
+	}
+	for i := range ms {
+		r.msgs[i].Buffers[0] = ms[i].Buf
+		r.msgs[i].OOB = r.msgs[i].OOB[:oobSize]
+	}
+	n, err := r.batch.ReadBatch(r.msgs[:len(ms)], 0)
+	for i := 0; i < n; i++ {
+		m := &r.msgs[i]
+		ms[i].N = m.N
+		ms[i].Addr = udpAddrPort(m.Addr)
+		if d, ok := parseDrops(m.OOB[:m.NN]); ok {
+			r.drops = d
+		}
+	}
+	return n, err
+}
+
+// Close closes the socket, which leaves the group; a blocked ReadBatch
+// returns. Close is safe to call more than once.
+func (r *Receiver) Close() error {
+	err := r.pc.Close()
+	if err != nil && isClosed(err) {
+		return nil
+	}
+	return err
+}
+
+// parseDrops finds the SO_RXQ_OVFL counter in a control message buffer
+// without allocating (unix.ParseSocketControlMessage allocates).
+func parseDrops(oob []byte) (uint64, bool) {
+	const hdr = 16 // struct cmsghdr on 64-bit Linux: len uint64, level int32, type int32
+	for len(oob) >= hdr {
+		l := int(binary.NativeEndian.Uint64(oob))
+		if l < hdr || l > len(oob) {
+			return 0, false
+		}
+		level := int32(binary.NativeEndian.Uint32(oob[8:]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:]))
+		if level == syscall.SOL_SOCKET && typ == soRxqOvfl && l >= hdr+4 {
+			return uint64(binary.NativeEndian.Uint32(oob[hdr:])), true
+		}
+		l = (l + 7) &^ 7
+		if l > len(oob) {
+			break
+		}
+		oob = oob[l:]
+	}
+	return 0, false
+}

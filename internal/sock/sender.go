@@ -1,0 +1,101 @@
+package sock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Sender is a UDP socket connected to a multicast group. It is not safe
+// for concurrent writes; any goroutine may Close.
+type Sender struct {
+	conn  net.Conn
+	batch batchConn
+	msgs  []ipv6.Message
+	bufs  [][]byte
+	local netip.AddrPort
+}
+
+// Dial opens a Sender to cfg.Group with cfg's hops, loopback and
+// interface. Errors: ErrNotMulticast, and the operating system's wrapped
+// with what was being done.
+func Dial(cfg Config) (*Sender, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return control(rc, func(fd uintptr) error { return setupSender(fd, cfg) })
+	}}
+	c, err := d.Dial(cfg.network(), cfg.address())
+	if err != nil {
+		return nil, fmt.Errorf("sock: open sender to %s%s: %w", cfg.address(), onInterface(cfg.Interface), err)
+	}
+	s := &Sender{conn: c, local: udpAddrPort(c.LocalAddr())}
+	pc := c.(net.PacketConn)
+	if cfg.Group.Addr().Is4() {
+		s.batch = ipv4.NewPacketConn(pc)
+	} else {
+		s.batch = ipv6.NewPacketConn(pc)
+	}
+	return s, nil
+}
+
+// LocalAddr is the address and port datagrams are sent from: what
+// receivers see as the sender.
+func (s *Sender) LocalAddr() netip.AddrPort { return s.local }
+
+// Write sends one datagram.
+func (s *Sender) Write(b []byte) error {
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// WriteBatch sends the datagrams in order, as few system calls as the
+// platform allows.
+func (s *Sender) WriteBatch(datagrams [][]byte) error {
+	if len(s.msgs) < len(datagrams) {
+		s.msgs = make([]ipv6.Message, len(datagrams))
+		s.bufs = make([][]byte, len(datagrams))
+	}
+	for i, d := range datagrams {
+		s.bufs[i] = d
+		s.msgs[i].Buffers = s.bufs[i : i+1 : i+1]
+	}
+	ms := s.msgs[:len(datagrams)]
+	for len(ms) > 0 {
+		n, err := s.batch.WriteBatch(ms, 0)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("sock: sendmmsg sent nothing")
+		}
+		ms = ms[n:]
+	}
+	return nil
+}
+
+// Close closes the socket. It is safe to call more than once.
+func (s *Sender) Close() error {
+	err := s.conn.Close()
+	if err != nil && isClosed(err) {
+		return nil
+	}
+	return err
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// control runs fn on the socket's descriptor and returns fn's error.
+func control(rc syscall.RawConn, fn func(fd uintptr) error) error {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(fd) }); err != nil {
+		return err
+	}
+	return ferr
+}

@@ -1,0 +1,76 @@
+// Package sock opens the multicast UDP sockets mcl sends and receives on.
+//
+// It sets each socket up by hand instead of with net.ListenMulticastUDP,
+// which binds the wildcard address (so unicast to the port and other
+// groups' traffic arrive too) and turns multicast loopback off. A Receiver
+// is bound to the group address itself, joins the group on one interface
+// (or the kernel's choice), refuses other groups' traffic
+// (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL = 0) and shares its port with
+// other receivers on the host (SO_REUSEADDR, as the seed's listener does).
+// A Sender is a UDP socket connected to the group, with hops, loopback and
+// interface set before connect so the kernel's cached route honours them.
+//
+// Both sides move datagrams in batches (recvmmsg/sendmmsg through
+// golang.org/x/net/ipv4 and ipv6, which fall back to one datagram a call
+// on platforms without them).
+package sock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Config describes one multicast endpoint.
+type Config struct {
+	Group       netip.AddrPort // multicast group and port
+	Interface   *net.Interface // nil lets the kernel choose by route
+	Hops        int            // multicast hop limit (TTL) for sent datagrams
+	Loopback    bool           // deliver sent datagrams to receivers on this host
+	ReadBuffer  int            // SO_RCVBUF to request; 0 keeps the kernel default
+	WriteBuffer int            // SO_SNDBUF to request; 0 keeps the kernel default
+}
+
+// Message is one datagram of a batch. The caller provides Buf; a read
+// fills N and Addr.
+type Message struct {
+	Buf  []byte
+	N    int
+	Addr netip.AddrPort
+}
+
+// ErrNotMulticast reports a group address outside the multicast ranges.
+var ErrNotMulticast = errors.New("sock: not a multicast address")
+
+func (c Config) network() string {
+	if c.Group.Addr().Is4() {
+		return "udp4"
+	}
+	return "udp6"
+}
+
+// address renders the group for net.Listen/Dial, with the interface as zone
+// where IPv6 needs one (link-local and interface-local scopes).
+func (c Config) address() string {
+	a := c.Group.Addr()
+	if a.Is6() && c.Interface != nil && (a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()) {
+		a = a.WithZone(c.Interface.Name)
+	}
+	return netip.AddrPortFrom(a, c.Group.Port()).String()
+}
+
+func (c Config) check() error {
+	if !c.Group.Addr().IsMulticast() {
+		return fmt.Errorf("%w: %s", ErrNotMulticast, c.Group.Addr())
+	}
+	return nil
+}
+
+func udpAddrPort(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		ap := u.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}

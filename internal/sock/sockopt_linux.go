@@ -1,0 +1,97 @@
+package sock
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	soRxqOvfl = unix.SO_RXQ_OVFL
+	// oobSize holds one SO_RXQ_OVFL control message.
+	oobSize = 32
+)
+
+func setupReceiver(fd uintptr, cfg Config) error {
+	s := int(fd)
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+	}
+	// Only the groups this socket joined: Linux otherwise delivers every
+	// group joined by any socket on the host to a socket bound to the port.
+	var err error
+	if cfg.Group.Addr().Is4() {
+		err = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	} else {
+		err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+	}
+	if err != nil {
+		return os.NewSyscallError("setsockopt MULTICAST_ALL", err)
+	}
+	if cfg.ReadBuffer > 0 {
+		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.ReadBuffer); err != nil {
+			return os.NewSyscallError("setsockopt SO_RCVBUF", err)
+		}
+	}
+	// Counting the kernel's drops is a diagnostic; a kernel without it is
+	// no reason to fail.
+	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+	if cfg.Interface != nil {
+		// IPv6 delivers a group's datagrams to every socket that joined it,
+		// whatever the interface; binding to the device keeps a receiver to
+		// the interface it was asked for.
+		if err := unix.SetsockoptString(s, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, cfg.Interface.Name); err != nil {
+			return os.NewSyscallError(fmt.Sprintf("setsockopt SO_BINDTODEVICE %s", cfg.Interface.Name), err)
+		}
+	}
+	return nil
+}
+
+func setupSender(fd uintptr, cfg Config) error {
+	s := int(fd)
+	loop := 0
+	if cfg.Loopback {
+		loop = 1
+	}
+	if cfg.WriteBuffer > 0 {
+		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.WriteBuffer); err != nil {
+			return os.NewSyscallError("setsockopt SO_SNDBUF", err)
+		}
+	}
+	if cfg.Group.Addr().Is4() {
+		if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, cfg.Hops); err != nil {
+			return os.NewSyscallError("setsockopt IP_MULTICAST_TTL", err)
+		}
+		if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, loop); err != nil {
+			return os.NewSyscallError("setsockopt IP_MULTICAST_LOOP", err)
+		}
+		if cfg.Interface != nil {
+			mreq := &unix.IPMreqn{Ifindex: int32(cfg.Interface.Index)}
+			if err := unix.SetsockoptIPMreqn(s, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, mreq); err != nil {
+				return os.NewSyscallError("setsockopt IP_MULTICAST_IF", err)
+			}
+		}
+		return nil
+	}
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, cfg.Hops); err != nil {
+		return os.NewSyscallError("setsockopt IPV6_MULTICAST_HOPS", err)
+	}
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, loop); err != nil {
+		return os.NewSyscallError("setsockopt IPV6_MULTICAST_LOOP", err)
+	}
+	if cfg.Interface != nil {
+		if err := unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, cfg.Interface.Index); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_MULTICAST_IF", err)
+		}
+	}
+	return nil
+}
+
+func readBufferSize(fd uintptr) int {
+	n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,32 @@
+//go:build !linux
+
+package sock
+
+import (
+	"os"
+	"syscall"
+)
+
+// Elsewhere the socket gets the portable options only: no per-socket group
+// filter, no device binding, no kernel drop counter.
+const (
+	soRxqOvfl = -1
+	oobSize   = 0
+)
+
+func setupReceiver(fd uintptr, cfg Config) error {
+	if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+	}
+	if cfg.ReadBuffer > 0 {
+		return os.NewSyscallError("setsockopt SO_RCVBUF", syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, cfg.ReadBuffer))
+	}
+	return nil
+}
+
+func setupSender(fd uintptr, cfg Config) error { return nil }
+
+func readBufferSize(fd uintptr) int {
+	n, _ := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	return n
+}

@@ -1,0 +1,164 @@
+package mcl
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tinylib/msgp/msgp"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mcl-go/mcl/internal/sock"
+	"github.com/mcl-go/mcl/wire"
+)
+
+// Publisher sends messages to a group. It is safe for concurrent use;
+// messages from concurrent calls go out whole, one after the other.
+type Publisher struct {
+	conn *Connection
+	s    *sock.Sender
+
+	mu     sync.Mutex // guards everything below and the socket's writes
+	closed bool
+	frame  []byte       // one encoded datagram, or all fragments back to back
+	ends   []int        // where each fragment ends in frame
+	frames [][]byte     // the fragments of one message, slices of frame
+	enc    bytes.Buffer // Publish's msgpack encoding of a value
+	encr   *msgpack.Encoder
+
+	stats pubCounters
+}
+
+type pubCounters struct {
+	messages, datagrams, bytes, errors atomic.Uint64
+}
+
+// PublisherStats counts what a Publisher sent.
+type PublisherStats struct {
+	Messages  uint64 // messages published
+	Datagrams uint64 // datagrams sent (more than Messages when fragmented)
+	Bytes     uint64 // bytes sent in datagrams
+	Errors    uint64 // publishes that failed
+}
+
+// NewPublisher opens a socket that sends to c's group. Errors come from the
+// operating system, wrapped with the group and interface.
+func NewPublisher(c *Connection) (*Publisher, error) {
+	s, err := sock.Dial(c.sockConfig())
+	if err != nil {
+		return nil, fmt.Errorf("mcl: publisher for %s: %w", c, err)
+	}
+	p := &Publisher{conn: c, s: s}
+	p.encr = msgpack.NewEncoder(&p.enc)
+	return p, nil
+}
+
+// Publish encodes v with msgpack (github.com/vmihailenco/msgpack/v5: maps,
+// slices, structs with `msgpack` tags, strings as str, []byte as bin) and
+// publishes it on topic. Errors: ErrClosed, ErrTopicTooLong, an encoding
+// error for values msgpack cannot represent, and socket errors.
+func (p *Publisher) Publish(topic string, v any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	p.enc.Reset()
+	if err := p.encr.Encode(v); err != nil {
+		p.stats.errors.Add(1)
+		return fmt.Errorf("mcl: encode payload for topic %q: %w", topic, err)
+	}
+	return p.send(topic, p.enc.Bytes())
+}
+
+// PublishRaw publishes payload, which must be exactly one msgpack-encoded
+// value, on topic. The bytes go on the wire unchanged, so what was received
+// can be republished byte-exact. Errors: ErrClosed, ErrTopicTooLong,
+// ErrBadPayload, and socket errors.
+func (p *Publisher) PublishRaw(topic string, payload []byte) error {
+	if rest, err := msgp.Skip(payload); err != nil || len(rest) != 0 {
+		p.stats.errors.Add(1)
+		if err == nil {
+			return fmt.Errorf("%w: %d bytes follow the first value", ErrBadPayload, len(rest))
+		}
+		return fmt.Errorf("%w: %v", ErrBadPayload, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	return p.send(topic, payload)
+}
+
+// send frames payload as the seed does, whole or in fragments, and writes
+// the datagrams. p.mu is held.
+func (p *Publisher) send(topic string, payload []byte) error {
+	if err := wire.CheckTopic(topic); err != nil {
+		p.stats.errors.Add(1)
+		return fmt.Errorf("%w: %d bytes: keep topics under %d bytes", ErrTopicTooLong, len(topic), wire.MaxTopic)
+	}
+	var err error
+	if wire.Fits(topic, payload) {
+		p.frame = wire.AppendMessage(p.frame[:0], topic, payload)
+		err = p.s.Write(p.frame)
+		p.count(err, 1, len(p.frame))
+	} else {
+		n := wire.FragmentCount(len(payload))
+		p.frame, p.ends = p.frame[:0], p.ends[:0]
+		for i := 1; i <= n; i++ {
+			p.frame = wire.AppendFragment(p.frame, topic, i, n, wire.Piece(payload, i))
+			p.ends = append(p.ends, len(p.frame))
+		}
+		p.frames = p.frames[:0]
+		start := 0
+		for _, end := range p.ends {
+			p.frames = append(p.frames, p.frame[start:end:end])
+			start = end
+		}
+		err = p.s.WriteBatch(p.frames)
+		p.count(err, n, len(p.frame))
+	}
+	if err != nil {
+		return fmt.Errorf("mcl: publish on %s: %w", p.conn, err)
+	}
+	return nil
+}
+
+func (p *Publisher) count(err error, datagrams, bytes int) {
+	if err != nil {
+		p.stats.errors.Add(1)
+		return
+	}
+	p.stats.messages.Add(1)
+	p.stats.datagrams.Add(uint64(datagrams))
+	p.stats.bytes.Add(uint64(bytes))
+}
+
+// LocalAddr is the address and port the Publisher sends from, which
+// subscribers see as Message.Sender.
+func (p *Publisher) LocalAddr() netip.AddrPort { return p.s.LocalAddr() }
+
+// Stats returns the Publisher's counters.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{
+		Messages:  p.stats.messages.Load(),
+		Datagrams: p.stats.datagrams.Load(),
+		Bytes:     p.stats.bytes.Load(),
+		Errors:    p.stats.errors.Load(),
+	}
+}
+
+// Close closes the socket; later publishes return ErrClosed. It is safe to
+// call more than once.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.s.Close()
+}

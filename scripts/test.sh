@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs mcl's whole test suite: installs what the tests need (Debian's
+# python3-msgpack for the Python peer), then gofmt, go vet, the tests under
+# the race detector inside a private network namespace, and a short fuzz of
+# every decoder. Network tests must not be skipped: MCL_REQUIRE_SANDBOX=1
+# and MCL_REQUIRE_PYTHON=1 turn a skip into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${FUZZTIME:-10s}
+
+need=()
+/usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+if [ ${#need[@]} -gt 0 ]; then
+	sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	echo "installing ${need[*]}"
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+go mod download
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1
+go test -race -count=1 ./...
+
+for target in wire:FuzzDecode wire:FuzzReassemble internal/msgjson:FuzzToJSON internal/msgjson:FuzzFromJSON; do
+	pkg=${target%%:*} fn=${target##*:}
+	go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "./$pkg"
+done
+echo "all checks passed"

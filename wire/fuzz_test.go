@@ -1,0 +1,260 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+func fuzzSeeds() [][]byte {
+	return [][]byte{
+		{0x92, 0xa1, 0x61, 0xa2, 0x68, 0x69},
+		{0x92, 0xc0, 0xa2, 0x68, 0x69},
+		{0x92, 0xc4, 0x01, 0x61, 0x82, 0xa1, 0x78, 0x93, 0x01, 0x02, 0x03, 0xa1, 0x79, 0xc0},
+		{0x94, 0xa1, 0x74, 0xcc, 0xc8, 0xcd, 0x01, 0x2c, 0xa1, 0x7a},
+		{0x94, 0xa1, 0x74, 0x01, 0xce, 0x80, 0x00, 0x00, 0x00, 0xc5, 0x00, 0x03, 0x01, 0x02, 0x03},
+		{0x94, 0xa1, 0x74, 0xd0, 0x01, 0xd1, 0x00, 0x02, 0xdb, 0x00, 0x00, 0x00, 0x01, 0xff},
+		{0xdd, 0xff, 0xff, 0xff, 0xff, 0x00},
+		AppendMessage(nil, "topic/with/a/longer/name/over/31", []byte{0xda, 0x00, 0x01, 0x41}),
+		AppendFragment(nil, "t", 2, 3, make([]byte, 40)),
+	}
+}
+
+// FuzzDecode checks that Decode and Topic never panic, that every error
+// is a format error, and that a decoded frame re-encodes to a datagram
+// that decodes to the same frame.
+func FuzzDecode(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, d []byte) {
+		topic, terr := Topic(d)
+		fr, err := Decode(d)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Decode error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if terr != nil || !bytes.Equal(topic, fr.Topic) {
+			t.Fatalf("Topic = %q, %v; Decode found %q", topic, terr, fr.Topic)
+		}
+		var again []byte
+		if fr.IsFragment() {
+			again = AppendFragment(nil, string(fr.Topic), fr.Index, fr.Count, fr.Payload)
+		} else {
+			again = AppendMessage(nil, string(fr.Topic), fr.Payload)
+		}
+		fr2, err := Decode(again)
+		if err != nil {
+			t.Fatalf("re-encoded frame % x does not decode: %v", again, err)
+		}
+		if !bytes.Equal(fr.Topic, fr2.Topic) || !bytes.Equal(fr.Payload, fr2.Payload) ||
+			fr.Index != fr2.Index || fr.Count != fr2.Count {
+			t.Fatalf("round trip changed the frame: %+v -> %+v", fr, fr2)
+		}
+	})
+}
+
+// FuzzReassemble reads its input as a stream of fragments from a few
+// senders and topics and checks that the Reassembler never panics, stays
+// within its limits and returns only valid payloads.
+//
+// Each fragment is 5 bytes, then a piece: ctl (bits 0-1 sender, bit 2
+// topic, bits 3-4 seconds to advance the clock, bit 7 a full MTU piece
+// filled with the length byte), n and N as signed bytes, a length byte,
+// a fill byte; the piece is the next length bytes of input, or MTU fill
+// bytes.
+func FuzzReassemble(f *testing.F) {
+	f.Add([]byte{0x00, 1, 2, 2, 0, 0x01, 0x00, 2, 2, 0, 0})
+	f.Add([]byte{0x80, 1, 2, 0, 0, 0x00, 2, 2, 1, 0, 0x01})
+	f.Add([]byte{0x81, 2, 3, 0, 0, 0x82, 1, 3, 0, 0, 0x01, 3, 3, 1, 0, 0xc0, 0x80, 1, 3, 0, 7})
+	f.Add([]byte{0x00, 1, 1, 1, 0, 0x01, 0x18, 1, 1, 1, 0, 0x01, 0x00, 0, 0, 0, 0})
+	f.Add([]byte{0x00, 0xff, 0x80, 1, 0, 0x00, 1, 0x7f, 1, 0, 0x00})
+
+	lim := Limits{MaxMessageBytes: 3 * MTU, MaxPendingBytes: 5 * MTU, MaxPending: 3, Timeout: 10 * time.Second}
+	senders := []netip.AddrPort{
+		netip.MustParseAddrPort("10.0.0.1:1000"),
+		netip.MustParseAddrPort("10.0.0.1:1001"),
+		netip.MustParseAddrPort("10.0.0.2:1000"),
+		netip.MustParseAddrPort("[::1]:1000"),
+	}
+	topics := [][]byte{[]byte("a"), nil}
+	full := make([]byte, MTU)
+	lastFill := byte(0)
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewReassembler(lim)
+		now := time.Unix(1e9, 0)
+		// 200 fragments are plenty to fill and churn 3 pending messages;
+		// the cap keeps each run, and so minimisation, fast.
+		for k := 0; k < 200 && len(data) >= 5; k++ {
+			ctl, n, count, l, fill := data[0], int(int8(data[1])), int(int8(data[2])), int(data[3]), data[4]
+			data = data[5:]
+			var piece []byte
+			if ctl&0x80 != 0 {
+				if fill != lastFill {
+					for i := range full {
+						full[i] = fill
+					}
+					lastFill = fill
+				}
+				piece = full
+			} else {
+				l = min(l, len(data))
+				piece, data = data[:l], data[l:]
+			}
+			now = now.Add(time.Duration(ctl>>3&3) * time.Second)
+			fr := Frame{Topic: topics[ctl>>2&1], Payload: piece, Index: n, Count: count}
+			out, err := r.Add(senders[ctl&3], fr, now)
+			if out != nil {
+				if err != nil {
+					t.Fatalf("Add returned a payload and %v", err)
+				}
+				if len(out) > lim.MaxMessageBytes {
+					t.Fatalf("payload of %d bytes over MaxMessageBytes", len(out))
+				}
+				if rest, err := msgp.Skip(out); err != nil || len(rest) != 0 {
+					t.Fatalf("returned payload is not one msgpack value")
+				}
+			}
+			checkInvariants(t, r)
+		}
+	})
+}
+
+func checkInvariants(t *testing.T, r *Reassembler) {
+	t.Helper()
+	m, b := r.Pending()
+	if m > r.lim.MaxPending || b > r.lim.MaxPendingBytes || r.total > r.lim.MaxPendingBytes {
+		t.Fatalf("over limits: %d messages, %d bytes held, %d bytes total", m, b, r.total)
+	}
+	held, total := 0, 0
+	for _, e := range r.active {
+		held += len(e.buf)
+		if e.got >= e.count || e.got < 1 || len(e.lens) != e.count {
+			t.Fatalf("bad entry: %d of %d pieces, %d lens", e.got, e.count, len(e.lens))
+		}
+	}
+	total = held
+	for _, e := range r.spare {
+		total += len(e.buf)
+	}
+	if held != r.held || total != r.total {
+		t.Fatalf("accounting: held %d (counted %d), total %d (counted %d)", r.held, held, r.total, total)
+	}
+	if len(r.active)+len(r.spare) > r.lim.MaxPending {
+		t.Fatalf("%d entries allocated, over MaxPending", len(r.active)+len(r.spare))
+	}
+}
+
+// TestReassembleModel drives the Reassembler with random fragments of
+// real messages from several senders, with losses, duplicates and
+// reordering. With a timeout shorter than the gap between one sender's
+// messages every returned payload must be one that was sent. With a
+// longer one a message that lost pieces can be completed by the same
+// pieces of the sender's next message with the same N (the protocol has
+// no message id; the seed's receiver does the same), so then each piece
+// must be one that this sender sent at that position: nothing is
+// invented, moved or taken from another sender.
+func TestReassembleModel(t *testing.T) {
+	for _, tc := range []struct {
+		timeout time.Duration
+		exact   bool
+	}{{250 * time.Millisecond, true}, {time.Second, false}} {
+		t.Run(tc.timeout.String(), func(t *testing.T) { testModel(t, tc.timeout, tc.exact) })
+	}
+}
+
+func testModel(t *testing.T, timeout time.Duration, exact bool) {
+	lim := Limits{MaxMessageBytes: 4 * MTU, MaxPendingBytes: 6 * MTU, MaxPending: 4, Timeout: timeout}
+	r := NewReassembler(lim)
+	type key struct {
+		src      netip.AddrPort
+		n, count int
+		piece    string
+	}
+	seed := uint64(1)
+	next := func() uint64 { // xorshift, deterministic
+		seed ^= seed << 13
+		seed ^= seed >> 7
+		seed ^= seed << 17
+		return seed
+	}
+	sent := map[string]bool{}
+	pieces := map[key]bool{}
+	type item struct {
+		src netip.AddrPort
+		f   Frame
+	}
+	now := time.Unix(1e9, 0)
+	completed, whole := 0, 0
+	for round := range 300 {
+		var items []item
+		for s := range 3 {
+			src := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(1000+s))
+			size := 1 + int(next()%uint64(3*MTU))
+			// a str32 header, then bytes of the round and sender, so
+			// payloads differ from round to round
+			p := []byte{byte(round & 0x7f)}
+			if size >= 5 {
+				p = make([]byte, size)
+				p[0] = 0xdb
+				binary.BigEndian.PutUint32(p[1:], uint32(size-5))
+				for i := 5; i < size; i++ {
+					p[i] = byte(round*3 + s)
+				}
+			}
+			sent[string(p)] = true
+			count := FragmentCount(len(p))
+			for n := 1; n <= count; n++ {
+				fr := Frame{Topic: []byte("t"), Payload: Piece(p, n), Index: n, Count: count}
+				pieces[key{src, n, count, string(fr.Payload)}] = true
+				if next()%10 == 0 {
+					continue // lost
+				}
+				items = append(items, item{src, fr})
+				if next()%10 == 0 {
+					items = append(items, item{src, fr}) // duplicated
+				}
+			}
+		}
+		for i := len(items) - 1; i > 0; i-- { // interleave senders, reorder
+			j := int(next() % uint64(i+1))
+			items[i], items[j] = items[j], items[i]
+		}
+		for _, it := range items {
+			out, err := r.Add(it.src, it.f, now)
+			checkInvariants(t, r)
+			if out == nil {
+				if err != nil && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrPayload) {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				continue
+			}
+			completed++
+			if sent[string(out)] {
+				whole++
+				continue
+			}
+			if exact {
+				t.Fatalf("round %d: returned a payload that was never sent (%d bytes)", round, len(out))
+			}
+			for n := 1; n <= it.f.Count; n++ {
+				if !pieces[key{it.src, n, it.f.Count, string(Piece(out, n))}] {
+					t.Fatalf("round %d: piece %d of a returned payload was not sent by %v", round, n, it.src)
+				}
+			}
+		}
+		now = now.Add(300 * time.Millisecond)
+	}
+	if whole < 300 {
+		t.Errorf("only %d of 900 messages completed whole", whole)
+	}
+	t.Logf("completed %d (%d as sent), stats %+v", completed, whole, r.Stats())
+}

@@ -1,0 +1,399 @@
+package wire_test
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcl-go/mcl/wire"
+)
+
+var (
+	t0      = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	sender1 = netip.MustParseAddrPort("[fe80::1]:40000")
+	sender2 = netip.MustParseAddrPort("[fe80::1]:40001") // same host, other publisher
+)
+
+// feed adds frames in the given order and returns what the last Add
+// returned; every earlier Add must store its fragment.
+func feed(t *testing.T, r *wire.Reassembler, src netip.AddrPort, frames []wire.Frame, order []int) ([]byte, error) {
+	t.Helper()
+	for k, i := range order {
+		got, err := r.Add(src, frames[i], t0)
+		if k == len(order)-1 {
+			return got, err
+		}
+		if got != nil || err != nil {
+			t.Fatalf("fragment %d (%d of %d): Add = %d bytes, %v; want stored", frames[i].Index, k+1, len(order), len(got), err)
+		}
+	}
+	return nil, nil
+}
+
+func checkStats(t *testing.T, r *wire.Reassembler, want wire.ReassemblyStats) {
+	t.Helper()
+	if got := r.Stats(); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+func checkPending(t *testing.T, r *wire.Reassembler, wantMessages int) {
+	t.Helper()
+	if m, _ := r.Pending(); m != wantMessages {
+		t.Errorf("Pending messages = %d, want %d", m, wantMessages)
+	}
+}
+
+func TestReassembleOrders(t *testing.T) {
+	payload := payloadOfLen(1<<20, 42)
+	frames := fragments(t, "big", payload)
+	count := len(frames)
+	inOrder := make([]int, count)
+	for i := range inOrder {
+		inOrder[i] = i
+	}
+	reverse := slices.Clone(inOrder)
+	slices.Reverse(reverse)
+	shuffled := slices.Clone(inOrder)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(count, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+
+	for name, order := range map[string][]int{"in order": inOrder, "reverse": reverse, "shuffled": shuffled} {
+		t.Run(name, func(t *testing.T) {
+			r := wire.NewReassembler(wire.Limits{})
+			got, err := feed(t, r, sender1, frames, order)
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("Add = %d bytes, %v; want the %d-byte payload", len(got), err, len(payload))
+			}
+			checkPending(t, r, 0)
+			checkStats(t, r, wire.ReassemblyStats{Completed: 1})
+		})
+	}
+}
+
+func TestReassembleExactMultiple(t *testing.T) {
+	payload := payloadOfLen(2*wire.MTU, 5)
+	frames := fragments(t, "t", payload)
+	if len(frames) != 3 || len(frames[2].Payload) != 0 {
+		t.Fatalf("want 3 fragments with an empty last piece, got %d", len(frames))
+	}
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
+		r := wire.NewReassembler(wire.Limits{})
+		got, err := feed(t, r, sender1, frames, order)
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("order %v: Add = %d bytes, %v", order, len(got), err)
+		}
+	}
+}
+
+func TestReassembleSingleFragment(t *testing.T) {
+	// A payload under MTU whose 2-array with a long topic is over MTU goes
+	// out as one fragment, N = 1.
+	topic := strings.Repeat("t", 100)
+	payload := payloadOfLen(wire.MTU-50, 9)
+	if wire.Fits(topic, payload) {
+		t.Fatal("test message should not fit one datagram")
+	}
+	frames := fragments(t, topic, payload)
+	if len(frames) != 1 {
+		t.Fatalf("got %d fragments, want 1", len(frames))
+	}
+	r := wire.NewReassembler(wire.Limits{})
+	got, err := r.Add(sender1, frames[0], t0)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Errorf("Add = %d bytes, %v; want the payload", len(got), err)
+	}
+	checkPending(t, r, 0)
+}
+
+func TestReassembleShortPieces(t *testing.T) {
+	// A sender with a smaller MTU: pieces shorter than ours, in any order.
+	payload := payloadOfLen(2500, 11)
+	var frames []wire.Frame
+	for i := 0; i < len(payload); i += 1000 {
+		frames = append(frames, wire.Frame{Topic: []byte("t"), Payload: payload[i:min(i+1000, len(payload))]})
+	}
+	for i := range frames {
+		frames[i].Index, frames[i].Count = i+1, len(frames)
+	}
+	for _, order := range [][]int{{0, 1, 2}, {2, 0, 1}} {
+		r := wire.NewReassembler(wire.Limits{})
+		got, err := feed(t, r, sender1, frames, order)
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("order %v: Add = % x, %v", order, got[:min(len(got), 8)], err)
+		}
+	}
+}
+
+func TestReassembleDuplicate(t *testing.T) {
+	payload := payloadOfLen(150000, 3)
+	frames := fragments(t, "t", payload)
+	r := wire.NewReassembler(wire.Limits{})
+	if _, err := r.Add(sender1, frames[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Add(sender1, frames[0], t0); got != nil || !errors.Is(err, wire.ErrDuplicate) {
+		t.Fatalf("identical duplicate: Add = %v, %v; want ErrDuplicate", got, err)
+	}
+	got, err := feed(t, r, sender1, frames, []int{2, 1})
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("after duplicate: Add = %d bytes, %v", len(got), err)
+	}
+	checkStats(t, r, wire.ReassemblyStats{Completed: 1, Duplicates: 1})
+}
+
+func TestReassembleSupersede(t *testing.T) {
+	// Message A loses its last fragment; message B, same sender, topic and
+	// N, follows. B's first piece differs from A's, so A is evicted and B
+	// reassembles on its own.
+	a := fragments(t, "t", payloadOfLen(150000, 1))
+	bPayload := payloadOfLen(150000, 2)
+	b := fragments(t, "t", bPayload)
+	r := wire.NewReassembler(wire.Limits{})
+	if _, err := feed(t, r, sender1, a, []int{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := feed(t, r, sender1, b, []int{0, 1, 2})
+	if err != nil || !bytes.Equal(got, bPayload) {
+		t.Fatalf("Add = %d bytes, %v; want B", len(got), err)
+	}
+	checkPending(t, r, 0)
+	checkStats(t, r, wire.ReassemblyStats{Completed: 1, Evicted: 1})
+}
+
+func TestReassembleTwoSendersSameTopic(t *testing.T) {
+	// The Python receiver keyed by sender IP, topic and N, so these two
+	// publishers on one host would have mixed their pieces.
+	p1, p2 := payloadOfLen(200000, 1), payloadOfLen(200000, 2)
+	f1, f2 := fragments(t, "t", p1), fragments(t, "t", p2)
+	r := wire.NewReassembler(wire.Limits{})
+	var got1, got2 []byte
+	for i := range f1 {
+		out, err := r.Add(sender1, f1[i], t0)
+		if err != nil {
+			t.Fatalf("sender 1 piece %d: %v", i+1, err)
+		}
+		got1 = append(got1, out...) // copy: out is valid until the next Add
+		out, err = r.Add(sender2, f2[len(f2)-1-i], t0)
+		if err != nil {
+			t.Fatalf("sender 2 piece %d: %v", len(f2)-i, err)
+		}
+		got2 = append(got2, out...)
+	}
+	if !bytes.Equal(got1, p1) || !bytes.Equal(got2, p2) {
+		t.Errorf("interleaved senders did not both reassemble (%d, %d bytes)", len(got1), len(got2))
+	}
+	checkStats(t, r, wire.ReassemblyStats{Completed: 2})
+}
+
+func TestReassembleTopicsAndCountsKeyed(t *testing.T) {
+	// Same sender, different topics (or different N) are different messages.
+	pa, pb := payloadOfLen(130000, 1), payloadOfLen(130000, 2)
+	fa, fb := fragments(t, "a", pa), fragments(t, "b", pb)
+	r := wire.NewReassembler(wire.Limits{})
+	for i := range 2 {
+		if _, err := r.Add(sender1, fa[i], t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Add(sender1, fb[i], t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkPending(t, r, 2)
+	if got, err := r.Add(sender1, fa[2], t0); err != nil || !bytes.Equal(got, pa) {
+		t.Errorf("topic a: %d bytes, %v", len(got), err)
+	}
+	if got, err := r.Add(sender1, fb[2], t0); err != nil || !bytes.Equal(got, pb) {
+		t.Errorf("topic b: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestReassembleTimeout(t *testing.T) {
+	frames := fragments(t, "t", payloadOfLen(100000, 1))
+	other := fragments(t, "u", payloadOfLen(100000, 2))
+	r := wire.NewReassembler(wire.Limits{Timeout: 5 * time.Second})
+	if _, err := r.Add(sender1, frames[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	// At exactly the timeout the message is still held.
+	if _, err := r.Add(sender1, other[0], t0.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	checkPending(t, r, 2)
+	// Past it, the first message is dropped: its last piece starts afresh.
+	got, err := r.Add(sender1, frames[1], t0.Add(5*time.Second+1))
+	if got != nil || err != nil {
+		t.Fatalf("late piece: Add = %d bytes, %v; want stored as a new message", len(got), err)
+	}
+	checkPending(t, r, 2)
+	checkStats(t, r, wire.ReassemblyStats{Expired: 1})
+	if n := r.Expire(t0.Add(time.Hour)); n != 2 {
+		t.Errorf("Expire = %d, want 2", n)
+	}
+	checkPending(t, r, 0)
+	if _, b := r.Pending(); b != 0 {
+		t.Errorf("Pending bytes = %d after expiry, want 0", b)
+	}
+	checkStats(t, r, wire.ReassemblyStats{Expired: 3})
+}
+
+func TestReassembleMaxPending(t *testing.T) {
+	r := wire.NewReassembler(wire.Limits{MaxPending: 2})
+	var msgs [3][]wire.Frame
+	var payloads [3][]byte
+	for i := range msgs {
+		payloads[i] = payloadOfLen(100000, uint64(i))
+		msgs[i] = fragments(t, string(rune('a'+i)), payloads[i])
+		if _, err := r.Add(sender1, msgs[i][0], t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		checkPending(t, r, min(i+1, 2))
+	}
+	checkStats(t, r, wire.ReassemblyStats{Evicted: 1})
+	// The oldest, a, was evicted: its second piece does not complete it.
+	if got, err := r.Add(sender1, msgs[0][1], t0); got != nil || err != nil {
+		t.Errorf("evicted message completed: %d bytes, %v", len(got), err)
+	}
+	// a's restart evicted b, the oldest then; c still completes.
+	if got, err := r.Add(sender1, msgs[2][1], t0); err != nil || !bytes.Equal(got, payloads[2]) {
+		t.Errorf("newest message: %d bytes, %v", len(got), err)
+	}
+	checkStats(t, r, wire.ReassemblyStats{Evicted: 2, Completed: 1})
+}
+
+func TestReassembleMaxPendingBytes(t *testing.T) {
+	lim := wire.Limits{MaxPendingBytes: 5 * wire.MTU, MaxMessageBytes: 3 * wire.MTU}
+	r := wire.NewReassembler(lim)
+	a := fragments(t, "a", payloadOfLen(2*wire.MTU+10, 1)) // reserves 3 MTU
+	bPayload := payloadOfLen(2*wire.MTU+10, 2)
+	b := fragments(t, "b", bPayload)
+	if _, err := r.Add(sender1, a[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Add(sender1, b[0], t0.Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	m, n := r.Pending()
+	if m != 1 || n > lim.MaxPendingBytes {
+		t.Errorf("Pending = %d messages, %d bytes; want 1 within %d bytes", m, n, lim.MaxPendingBytes)
+	}
+	checkStats(t, r, wire.ReassemblyStats{Evicted: 1})
+	got, err := feed(t, r, sender1, b, []int{1, 2})
+	if err != nil || !bytes.Equal(got, bPayload) {
+		t.Errorf("newer message: %d bytes, %v", len(got), err)
+	}
+}
+
+func TestReassembleHostile(t *testing.T) {
+	topic := []byte("t")
+	piece := func(n int) []byte { return make([]byte, n) }
+	tests := []struct {
+		name string
+		f    wire.Frame
+		want error
+	}{
+		{"whole message", wire.Frame{Topic: topic, Payload: []byte{1}}, wire.ErrNotFragment},
+		{"N = 0 with n", wire.Frame{Topic: topic, Index: 1, Count: 0}, wire.ErrNotFragment},
+		{"N negative", wire.Frame{Topic: topic, Index: 1, Count: -5}, wire.ErrFragmentCount},
+		{"N = 2^31", wire.Frame{Topic: topic, Index: 1, Count: 1 << 31}, wire.ErrTooLarge},
+		{"N just over the limit", wire.Frame{Topic: topic, Index: 1, Count: (64<<20)/wire.MTU + 2}, wire.ErrTooLarge},
+		{"n = 0", wire.Frame{Topic: topic, Index: 0, Count: 3}, wire.ErrFragmentIndex},
+		{"n negative", wire.Frame{Topic: topic, Index: -1, Count: 3}, wire.ErrFragmentIndex},
+		{"n > N", wire.Frame{Topic: topic, Index: 4, Count: 3}, wire.ErrFragmentIndex},
+		{"piece over MTU", wire.Frame{Topic: topic, Payload: piece(wire.MTU + 1), Index: 1, Count: 3}, wire.ErrPieceTooLong},
+		{"last piece over the limit", wire.Frame{Topic: topic, Payload: piece(wire.MTU),
+			Index: (64<<20)/wire.MTU + 1, Count: (64<<20)/wire.MTU + 1}, wire.ErrTooLarge},
+	}
+	r := wire.NewReassembler(wire.Limits{})
+	for i, tc := range tests {
+		got, err := r.Add(sender1, tc.f, t0)
+		if got != nil || !errors.Is(err, tc.want) {
+			t.Errorf("%s: Add = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+		checkPending(t, r, 0)
+		if s := r.Stats(); s.Rejected != uint64(i+1) {
+			t.Errorf("%s: Rejected = %d, want %d", tc.name, s.Rejected, i+1)
+		}
+	}
+	// The largest N the default limit allows is accepted.
+	maxN := (64<<20)/wire.MTU + 1
+	if _, err := r.Add(sender1, wire.Frame{Topic: topic, Payload: piece(10), Index: maxN, Count: maxN}, t0); err != nil {
+		t.Errorf("N = %d: %v", maxN, err)
+	}
+	// A huge N is refused without allocating anything for it.
+	huge := wire.Frame{Topic: topic, Payload: piece(10), Index: 1, Count: 1 << 31}
+	if allocs := testing.AllocsPerRun(10, func() { _, _ = r.Add(sender1, huge, t0) }); allocs != 0 {
+		t.Errorf("refusing N = 2^31 allocated %v times", allocs)
+	}
+}
+
+func TestReassembleBadPayload(t *testing.T) {
+	// The pieces join into a str32 that claims more bytes than there are.
+	bad := payloadOfLen(100000, 1)
+	bad[1] = 0xff
+	frames := fragments(t, "t", bad)
+	r := wire.NewReassembler(wire.Limits{})
+	got, err := feed(t, r, sender1, frames, []int{0, 1})
+	if got != nil || !errors.Is(err, wire.ErrPayload) || !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("Add = %d bytes, %v; want ErrPayload", len(got), err)
+	}
+	// Two values where one is expected is refused too.
+	two := append(payloadOfLen(wire.MTU, 2), 0x01)
+	got, err = feed(t, r, sender1, fragments(t, "t", two), []int{1, 0})
+	if got != nil || !errors.Is(err, wire.ErrPayload) {
+		t.Errorf("trailing value: Add = %d bytes, %v; want ErrPayload", len(got), err)
+	}
+	checkPending(t, r, 0)
+	checkStats(t, r, wire.ReassemblyStats{Rejected: 2})
+}
+
+func TestReassembleSteadyStateAllocs(t *testing.T) {
+	for _, size := range []int{100000, 1 << 20, 4 << 20} {
+		payload := payloadOfLen(size, 1)
+		frames := fragments(t, "t", payload)
+		r := wire.NewReassembler(wire.Limits{})
+		var got []byte
+		run := func() {
+			for i := len(frames) - 1; i >= 0; i-- { // reverse: the harder order
+				got, _ = r.Add(sender1, frames[i], t0)
+			}
+		}
+		run() // warm the buffers
+		if allocs := testing.AllocsPerRun(10, run); allocs != 0 {
+			t.Errorf("%d-byte message: %v allocs per message once warm, want 0", size, allocs)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Errorf("%d-byte message: wrong payload after reuse", size)
+		}
+	}
+}
+
+func TestReassembleStatsConcurrent(t *testing.T) {
+	frames := fragments(t, "t", payloadOfLen(200000, 1))
+	r := wire.NewReassembler(wire.Limits{})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = r.Stats()
+			}
+		}
+	})
+	for range 50 {
+		for _, f := range frames {
+			_, _ = r.Add(sender1, f, t0)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	checkStats(t, r, wire.ReassemblyStats{Completed: 50})
+}
