@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -552,5 +553,48 @@ func TestHostileDatagrams(t *testing.T) {
 	}
 	if st.Malformed < uint64(len(malformed)) {
 		t.Errorf("Malformed = %d, want at least %d", st.Malformed, len(malformed))
+	}
+}
+
+// TestIdleExpiry checks that an incomplete message is dropped after the
+// reassembly timeout even when nothing else arrives.
+func TestIdleExpiry(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	sub, err := mcl.SubscribeSync(c, mcl.ReassemblyLimits(wire.Limits{Timeout: 50 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	u, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(c.Group()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Write(wire.AppendFragment(nil, "t", 1, 3, []byte("piece"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the lone fragment to expire", func() bool { return sub.Stats().Expired == 1 })
+	if st := sub.Stats(); st.Fragments != 1 || st.Delivered != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestReadBufferWarning asks for more receive buffer than the kernel allows
+// (net.core.rmem_max caps SO_RCVBUF, even for root) and expects one warning
+// that names the sysctl to raise.
+func TestReadBufferWarning(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	const huge = 1<<30 + 12345 // a size no other test asks for: the warning is once per size
+	c := conn(t, mcl.DefaultGroup, mcl.ReadBuffer(huge), mcl.Logger(logger))
+	for range 2 {
+		s, err := mcl.SubscribeSync(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if n := strings.Count(logs.String(), "net.core.rmem_max="+strconv.Itoa(huge)); n != 1 {
+		t.Errorf("got %d warnings naming net.core.rmem_max, want 1:\n%s", n, logs.String())
 	}
 }

@@ -2,12 +2,14 @@ package mcl
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -31,6 +33,8 @@ type Subscriber struct {
 
 	topics   map[string]struct{} // nil: every topic
 	interned map[string]string   // topic strings, so delivery needn't allocate one
+
+	expireEvery time.Duration // how often waiting fragments are checked for expiry
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message in pull mode
@@ -93,13 +97,14 @@ func subscribe(c *Connection, handler func(*Subscriber, *Message), opts []Subscr
 	}
 	warnReadBuffer(c, r.ReadBufferSize())
 	s := &Subscriber{
-		conn:     c,
-		r:        r,
-		q:        newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
-		reasm:    wire.NewReassembler(cfg.limits),
-		interned: make(map[string]string),
-		handler:  handler,
-		done:     make(chan struct{}),
+		conn:        c,
+		r:           r,
+		q:           newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
+		reasm:       wire.NewReassembler(cfg.limits),
+		expireEvery: cmp.Or(cfg.limits.Timeout, wire.DefaultLimits().Timeout) / 2,
+		interned:    make(map[string]string),
+		handler:     handler,
+		done:        make(chan struct{}),
 	}
 	if len(cfg.topics) > 0 {
 		s.topics = make(map[string]struct{}, len(cfg.topics))
@@ -141,25 +146,37 @@ func (s *Subscriber) receive() {
 	for i := range ms {
 		ms[i].Buf = make([]byte, wire.MaxDatagram)
 	}
+	// While fragments wait, a read deadline wakes the loop to expire them
+	// even if nothing more arrives, so their memory is not held forever.
+	var deadline time.Time
 	for {
 		n, err := s.r.ReadBatch(ms)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
+		now := time.Now()
+		switch {
+		case err == nil:
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.reasm.Expire(now)
+		default:
 			s.stats.readErrors.Add(1)
 			select {
 			case <-s.done:
 				return
 			case <-time.After(10 * time.Millisecond): // don't spin on a persistent error
 			}
-			continue
 		}
-		now := time.Now()
 		for i := range ms[:n] {
 			s.handle(ms[i].Buf[:ms[i].N], ms[i].Addr, now)
 		}
 		s.stats.kernelDrops.Store(s.r.KernelDrops())
+		if pending, _ := s.reasm.Pending(); pending > 0 && (deadline.IsZero() || err != nil) {
+			deadline = now.Add(s.expireEvery)
+			s.r.SetReadDeadline(deadline)
+		} else if pending == 0 && !deadline.IsZero() {
+			deadline = time.Time{}
+			s.r.SetReadDeadline(deadline)
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 				defer cancel()
 			}
 			out := bufio.NewWriter(cmd.OutOrStdout())
-			var line []byte
+			var line, topic []byte
 			got := 0
 			for count == 0 || got < count {
 				m, err := s.Next(ctx)
@@ -70,7 +70,8 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 					break
 				}
 				got++
-				line, err = appendLine(line[:0], m, meta)
+				topic = wire.AppendStr(topic[:0], []byte(m.Topic))
+				line, err = appendLine(line[:0], topic, m, meta)
 				if err != nil { // a payload that passed the wire check; should not happen
 					fmt.Fprintf(cmd.ErrOrStderr(), "mcl: message %d on topic %q: %v\n", got, m.Topic, err)
 					continue
@@ -98,12 +99,12 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 	return c
 }
 
-// appendLine renders one message as a JSON line.
-func appendLine(b []byte, m *mcl.Message, meta bool) ([]byte, error) {
+// appendLine renders one message as a JSON line. The topic comes as a
+// msgpack str and goes through the payload renderer, so that a topic that
+// is not UTF-8 follows the same rule as payload bytes.
+func appendLine(b, topic []byte, m *mcl.Message, meta bool) ([]byte, error) {
 	b = append(b, `{"topic":`...)
-	// The topic goes through the payload renderer so that a topic that is
-	// not UTF-8 follows the same rule as payload bytes.
-	b, _, err := msgjson.ToJSON(b, wire.AppendStr(nil, []byte(m.Topic)))
+	b, _, err := msgjson.ToJSON(b, topic)
 	if err != nil {
 		return b, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -101,6 +102,9 @@ func (r *Receiver) ReadBatch(ms []Message) (int, error) {
 		r.msgs[i].OOB = r.msgs[i].OOB[:oobSize]
 	}
 	n, err := r.batch.ReadBatch(r.msgs[:len(ms)], 0)
+	if err != nil {
+		return 0, err // x/net reports -1 messages with an error
+	}
 	for i := 0; i < n; i++ {
 		m := &r.msgs[i]
 		ms[i].N = m.N
@@ -111,6 +115,11 @@ func (r *Receiver) ReadBatch(ms []Message) (int, error) {
 	}
 	return n, err
 }
+
+// SetReadDeadline makes ReadBatch return an error satisfying
+// errors.Is(err, os.ErrDeadlineExceeded) once t has passed; the zero time
+// waits forever.
+func (r *Receiver) SetReadDeadline(t time.Time) error { return r.pc.SetReadDeadline(t) }
 
 // Close closes the socket, which leaves the group; a blocked ReadBatch
 // returns. Close is safe to call more than once.
