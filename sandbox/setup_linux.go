@@ -8,8 +8,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +186,77 @@ func create(h *netlink.Handle) (*Network, error) {
 	if err := checkRoutes(h, l0.Attrs().Index); err != nil {
 		return nil, err
 	}
+	if err := waitReady(h); err != nil {
+		return nil, err
+	}
 	return newNetwork(mtu), nil
+}
+
+// readyTimeout bounds how long waitReady waits. With duplicate address
+// detection off, the links are ready in microseconds.
+const readyTimeout = 10 * time.Second
+
+// waitReady waits until both links are operationally up and have an IPv6
+// link-local address, and no address is tentative. The kernel does these
+// things asynchronously after a link goes up, even without duplicate
+// address detection; a link-local address is what MLD reports and
+// link-local-scope (ff02::) multicast are sent from.
+func waitReady(h *netlink.Handle) error {
+	// Subscribe first, then look: any change after the look is an event.
+	s, err := nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK, unix.RTNLGRP_IPV6_IFADDR)
+	if err != nil {
+		return fmt.Errorf("subscribing to link and address changes: %w", err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		notReady, err := linksNotReady(h)
+		if err != nil {
+			return err
+		}
+		if notReady == "" {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("the links did not get ready within %v: %s", readyTimeout, notReady)
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		if err := s.SetReceiveTimeout(&tv); err != nil {
+			return err
+		}
+		// Whatever arrives (or a timeout, or ENOBUFS after an overflow)
+		// means: look again.
+		s.Receive()
+	}
+}
+
+// linksNotReady says what is not ready yet, or "" if all is.
+func linksNotReady(h *netlink.Handle) (string, error) {
+	for _, name := range []string{ifaceName, peerName} {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return "", fmt.Errorf("finding %s: %w", name, err)
+		}
+		if l.Attrs().OperState != netlink.OperUp {
+			return fmt.Sprintf("%s is operationally %v", name, l.Attrs().OperState), nil
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return "", fmt.Errorf("listing addresses of %s: %w", name, err)
+		}
+		linkLocal := false
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				return fmt.Sprintf("%s's address %v is tentative", name, a.IPNet), nil
+			}
+			linkLocal = linkLocal || a.IP.IsLinkLocalUnicast()
+		}
+		if !linkLocal {
+			return fmt.Sprintf("%s has no IPv6 link-local address yet", name), nil
+		}
+	}
+	return "", nil
 }
 
 // adopt checks the network another process of this sandbox set up.
@@ -219,6 +291,9 @@ func adopt(h *netlink.Handle) (*Network, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := waitReady(h); err != nil {
+		return nil, err
 	}
 	return newNetwork(mtu), nil
 }
