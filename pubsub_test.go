@@ -242,34 +242,45 @@ func TestTopicFilter(t *testing.T) {
 // reach a subscriber.
 func TestOnlyGroupTraffic(t *testing.T) {
 	netw := sandbox.Require(t)
-	c := conn(t, mcl.DefaultGroup)
-	sub, ch := chanSubscriber(t, c)
-	port := int(c.Group().Port())
+	for _, tc := range []struct {
+		group, other, network string
+		unicast               netip.Addr
+	}{
+		{mcl.DefaultGroup, "ff15::1:2", "udp6", netw.Addr6},
+		{group4, "239.192.0.2", "udp4", netw.Addr4},
+	} {
+		t.Run(tc.group, func(t *testing.T) {
+			c := conn(t, tc.group)
+			sub, ch := chanSubscriber(t, c)
+			port := int(c.Group().Port())
 
-	other, err := mcl.NewConnection("ff15::1:2", mcl.Port(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, otherCh := chanSubscriber(t, other) // makes the host a member of the other group
-	publisher(t, other).Publish("other", 1)
-	receive(t, otherCh, 1)
+			// Unicast first, while sub is the only socket on the port: a
+			// socket bound to the wildcard address would get it.
+			u, err := net.DialUDP(tc.network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.unicast, uint16(port))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			if _, err := u.Write(wire.AppendMessage(nil, "unicast", []byte{0x01})); err != nil {
+				t.Fatal(err)
+			}
 
-	u, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netw.Addr6, uint16(port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	frame := wire.AppendMessage(nil, "unicast", []byte{0x01})
-	if _, err := u.Write(frame); err != nil {
-		t.Fatal(err)
-	}
+			other, err := mcl.NewConnection(tc.other, mcl.Port(port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, otherCh := chanSubscriber(t, other) // makes the host a member of the other group
+			publisher(t, other).Publish("other", 1)
+			receive(t, otherCh, 1)
 
-	publisher(t, c).Publish("mine", 2)
-	if m := receive(t, ch, 1)[0]; m.Topic != "mine" {
-		t.Fatalf("first message on topic %q, want mine", m.Topic)
-	}
-	if st := sub.Stats(); st.Datagrams != 1 {
-		t.Errorf("subscriber read %d datagrams, want only its group's 1", st.Datagrams)
+			publisher(t, c).Publish("mine", 2)
+			if m := receive(t, ch, 1)[0]; m.Topic != "mine" {
+				t.Fatalf("first message on topic %q, want mine", m.Topic)
+			}
+			if st := sub.Stats(); st.Datagrams != 1 {
+				t.Errorf("subscriber read %d datagrams, want only its group's 1", st.Datagrams)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,6 @@
 package sock
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -37,10 +36,7 @@ func Listen(cfg Config) (*Receiver, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		return control(rc, func(fd uintptr) error { return setupReceiver(fd, cfg) })
-	}}
-	pc, err := lc.ListenPacket(context.Background(), cfg.network(), cfg.address())
+	pc, err := listenGroup(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sock: listen on %s: %w", cfg.address(), err)
 	}

@@ -1,6 +1,7 @@
 // Package sock opens the multicast UDP sockets mcl sends and receives on.
 //
-// It sets each socket up by hand instead of with net.ListenMulticastUDP,
+// It sets each socket up by hand instead of with net.ListenMulticastUDP
+// (or net.ListenPacket, which does the same for a multicast address),
 // which binds the wildcard address (so unicast to the port and other
 // groups' traffic arrive too) and turns multicast loopback off. A Receiver
 // is bound to the group address itself, joins the group on one interface

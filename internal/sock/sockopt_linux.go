@@ -2,6 +2,7 @@ package sock
 
 import (
 	"fmt"
+	"net"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -94,4 +95,37 @@ func readBufferSize(fd uintptr) int {
 		return 0
 	}
 	return n
+}
+
+// listenGroup opens a UDP socket bound to the group address itself. It
+// cannot go through net.ListenPacket, which, given a multicast address,
+// quietly binds the wildcard address instead, so that unicast to the port
+// would arrive too.
+func listenGroup(cfg Config) (net.PacketConn, error) {
+	a := cfg.Group.Addr()
+	family, sa := unix.AF_INET6, unix.Sockaddr(nil)
+	if a.Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(cfg.Group.Port()), Addr: a.As4()}
+	} else {
+		sa6 := &unix.SockaddrInet6{Port: int(cfg.Group.Port()), Addr: a.As16()}
+		if cfg.Interface != nil && (a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()) {
+			sa6.ZoneId = uint32(cfg.Interface.Index)
+		}
+		sa = sa6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := setupReceiver(uintptr(fd), cfg); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("bind", err)
+	}
+	f := os.NewFile(uintptr(fd), "mcl-receiver")
+	defer f.Close() // FilePacketConn works on a duplicate
+	return net.FilePacketConn(f)
 }

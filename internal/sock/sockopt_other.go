@@ -3,6 +3,8 @@
 package sock
 
 import (
+	"context"
+	"net"
 	"os"
 	"syscall"
 )
@@ -29,4 +31,13 @@ func setupSender(fd uintptr, cfg Config) error { return nil }
 func readBufferSize(fd uintptr) int {
 	n, _ := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 	return n
+}
+
+// listenGroup binds through net.ListenPacket, which binds the wildcard
+// address for a multicast group: unicast to the port arrives too.
+func listenGroup(cfg Config) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return control(rc, func(fd uintptr) error { return setupReceiver(fd, cfg) })
+	}}
+	return lc.ListenPacket(context.Background(), cfg.network(), cfg.address())
 }
