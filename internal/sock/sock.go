@@ -1,13 +1,16 @@
 // Package sock opens the multicast UDP sockets mcl sends and receives on.
 //
-// It sets each socket up by hand instead of with net.ListenMulticastUDP
-// (or net.ListenPacket, which does the same for a multicast address),
-// which binds the wildcard address (so unicast to the port and other
-// groups' traffic arrive too) and turns multicast loopback off. A Receiver
+// It sets each socket up by hand. net.ListenMulticastUDP binds the
+// wildcard address (so unicast to the port and other groups' traffic arrive
+// too) and turns multicast loopback off; net.ListenPacket, given a
+// multicast address, quietly binds the wildcard address as well. A Receiver
 // is bound to the group address itself, joins the group on one interface
 // (or the kernel's choice), refuses other groups' traffic
-// (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL = 0) and shares its port with
-// other receivers on the host (SO_REUSEADDR, as the seed's listener does).
+// (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL = 0), is bound to the interface
+// when one is named (IPv6 matches memberships by group only, so a socket
+// would otherwise also get copies that arrive on other interfaces), and
+// shares its port with other receivers on the host (SO_REUSEADDR, as the
+// seed's listener does).
 // A Sender is a UDP socket connected to the group, with hops, loopback and
 // interface set before connect so the kernel's cached route honours them.
 //
