@@ -44,7 +44,9 @@
 // filter on the topic before anything else is looked at, then [Decode].
 // Whole messages are ready; feed fragments to a [Reassembler], which holds
 // incomplete messages within [Limits] and returns each payload once its
-// last piece arrives:
+// last piece arrives. What it holds grows with the piece bytes actually
+// received, never with the N a fragment claims, so a short datagram
+// claiming a huge message costs no more than its piece:
 //
 //	f, err := wire.Decode(buf[:n])
 //	if err != nil { /* drop: errors.Is(err, wire.ErrMalformed) */ }

@@ -137,19 +137,37 @@ func checkInvariants(t *testing.T, r *Reassembler) {
 	held, total := 0, 0
 	for _, e := range r.active {
 		held += len(e.buf)
-		if e.got >= e.count || e.got < 1 || len(e.lens) != e.count {
-			t.Fatalf("bad entry: %d of %d pieces, %d lens", e.got, e.count, len(e.lens))
+		total += cap(e.buf)
+		if e.got >= e.count || e.got < 1 || len(e.have) != (e.count+63)/64 {
+			t.Fatalf("bad entry: %d of %d pieces, %d bitmap words", e.got, e.count, len(e.have))
+		}
+		// The buffer holds exactly the pieces received.
+		sum, bits := e.tail, 0
+		for _, p := range e.order {
+			sum += int(p.len)
+		}
+		for _, w := range e.have {
+			for ; w != 0; w &= w - 1 {
+				bits++
+			}
+		}
+		last := 0
+		if _, ok := e.piece(e.count); ok {
+			last = 1
+		}
+		if sum != len(e.buf) || bits != e.got || len(e.order)+last != e.got {
+			t.Fatalf("bad entry: %d bytes in %d-byte buffer for %d+%d pieces, %d bits, got %d",
+				sum, len(e.buf), len(e.order), last, bits, e.got)
 		}
 	}
-	total = held
-	for _, e := range r.spare {
-		total += len(e.buf)
+	for _, s := range r.spare {
+		total += cap(s)
 	}
 	if held != r.held || total != r.total {
 		t.Fatalf("accounting: held %d (counted %d), total %d (counted %d)", r.held, held, r.total, total)
 	}
-	if len(r.active)+len(r.spare) > r.lim.MaxPending {
-		t.Fatalf("%d entries allocated, over MaxPending", len(r.active)+len(r.spare))
+	if len(r.active)+len(r.free) > r.lim.MaxPending || len(r.spare) > r.lim.MaxPending {
+		t.Fatalf("%d entries, %d spare buffers: over MaxPending", len(r.active)+len(r.free), len(r.spare))
 	}
 }
 

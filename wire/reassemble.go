@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"cmp"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -12,13 +14,22 @@ import (
 // Limits bounds what a Reassembler holds. A zero field takes its default.
 type Limits struct {
 	// MaxMessageBytes is the largest reassembled payload accepted (default
-	// 64 MiB). A fragment whose N could not fit (N > MaxMessageBytes/MTU+1)
-	// is rejected before anything is allocated. It is lowered to
+	// 64 MiB). A fragment is rejected with ErrTooLarge, before anything is
+	// allocated for it, when its N could not fit (N > MaxMessageBytes/MTU+1)
+	// or its piece n could not (it would end past MaxMessageBytes after n-1
+	// pieces of MTU bytes), and also when it would take the bytes received
+	// for its message over MaxMessageBytes. It is lowered to
 	// MaxPendingBytes if above it, since such a message could never be held.
 	MaxMessageBytes int
-	// MaxPendingBytes bounds the buffer bytes held, for incomplete messages
-	// and for buffers kept for reuse together (default 64 MiB). Besides
-	// these, each entry keeps a copy of its topic and 4 bytes per piece.
+	// MaxPendingBytes bounds the buffer bytes held (default 64 MiB): the
+	// buffers of incomplete messages, which grow with the piece bytes
+	// received (doubling, so up to twice those bytes, and never past what
+	// the message can reach), and the buffers kept for reuse, together.
+	// Spare buffers are dropped, largest first, before an incomplete
+	// message is evicted to make room. Besides these, each of at most
+	// MaxPending entries (incomplete messages and retired ones kept for
+	// reuse) keeps a copy of a topic, 12 bytes per piece received and one
+	// bit per piece of N.
 	MaxPendingBytes int
 	// MaxPending is the most incomplete messages held at once (default 64).
 	MaxPending int
@@ -52,13 +63,19 @@ type ReassemblyStats struct {
 // topic and N: the Python receiver used the sender's IP only, so two
 // publishers on one host with the same topic and N corrupted each other.
 //
-// Piece n is copied once, to offset (n-1)*MTU of a buffer reserved for the
-// message when its first fragment arrives. Every piece but the last is
-// exactly MTU bytes in traffic from any sender of this format, so the
-// completed buffer is the payload as it stands; pieces of other lengths
-// are still accepted (a sender may have a smaller MTU) and closed up in
-// place at completion. Buffers are kept and reused, so in steady state
-// Add does not allocate.
+// Memory grows with the piece bytes received, never with the N a
+// fragment claims. A message's buffer holds the pieces that have arrived,
+// each copied in once on arrival: pieces 1 to N-1 in arrival order, then
+// piece N, which is kept at the end (moved up past each later piece, a
+// copy of at most MTU bytes). When pieces 1 to N-1 arrived in order, as
+// they do on a LAN, the completed buffer is the payload as it stands,
+// wherever piece N came. Otherwise the pieces are put in order at
+// completion: swapped into place within the buffer when pieces 1 to N-1
+// all have one length (MTU from any sender of this format, or a smaller
+// sender's MTU), or copied into a second buffer when their lengths
+// differ, which no sender of this format does. Buffers grow by doubling,
+// never past what the message can reach, and are kept and reused, so in
+// steady state Add does not allocate.
 //
 // Create one with NewReassembler. Add, Expire and Pending must not be
 // called concurrently; Stats may be called from any goroutine at any time.
@@ -66,24 +83,33 @@ type Reassembler struct {
 	lim      Limits
 	maxCount int      // largest acceptable N
 	active   []*entry // incomplete messages, oldest first
-	spare    []*entry // retired entries, kept for their buffers
-	held     int      // sum of len(buf) over active
-	total    int      // sum of len(buf) over active and spare; <= MaxPendingBytes
+	free     []*entry // retired entries, kept for their metadata slices; len(active)+len(free) <= MaxPending
+	spare    [][]byte // buffers kept for reuse, each of length 0; at most MaxPending
+	held     int      // sum of len(buf) over active: piece bytes received
+	total    int      // sum of cap(buf) over active, plus cap over spare; <= MaxPendingBytes
 
 	completed, duplicates, evicted, expired, rejected atomic.Uint64
 }
 
-// entry is one incomplete message.
+// entry is one incomplete message. Its buffer holds the pieces other than
+// the last one (n = N) in arrival order, then the last one if it arrived.
 type entry struct {
-	src   netip.AddrPort
-	topic []byte // a copy: the frame's topic points into a reused datagram
-	count int
-	first time.Time // arrival of the first fragment, for Timeout
-	buf   []byte    // piece n at offset (n-1)*MTU; len(buf) is what is accounted
-	lens  []int32   // piece lengths by n-1; -1 while missing
-	got   int       // pieces held
-	short bool      // a piece before the last is shorter than MTU: close up at completion
+	src    netip.AddrPort
+	topic  []byte // a copy: the frame's topic points into a reused datagram
+	count  int
+	first  time.Time // arrival of the first fragment, for Timeout
+	buf    []byte    // the pieces; len(buf) is the bytes received
+	order  []piece   // pieces other than the last, in arrival order
+	have   []uint64  // bit n-1 set when piece n is held
+	got    int       // pieces held
+	tail   int       // length of piece N, at the end of buf, when held
+	size   int       // length of the first of pieces 1..N-1 to arrive; -1 before
+	mixed  bool      // pieces 1..N-1 do not all have the same length
+	sorted bool      // pieces 1..N-1 arrived in order so far
 }
+
+// piece locates piece n in its entry's buffer.
+type piece struct{ n, off, len int32 }
 
 // NewReassembler returns a Reassembler bounded by l, with zero fields of l
 // replaced by those of DefaultLimits.
@@ -116,9 +142,16 @@ func NewReassembler(l Limits) *Reassembler {
 // Otherwise it returns nil and either nil (f is stored) or why f was
 // dropped: ErrNotFragment (f is a whole message), ErrFragmentCount or
 // ErrFragmentIndex (n or N out of range), ErrTooLarge (the message would
-// exceed Limits.MaxMessageBytes), ErrPieceTooLong (piece over MTU),
-// ErrDuplicate (the same piece is already held) or ErrPayload (f completed
-// a message whose payload is not valid msgpack; the message is dropped).
+// exceed Limits.MaxMessageBytes; if it was held, it is dropped),
+// ErrPieceTooLong (piece over MTU), ErrDuplicate (the same piece is
+// already held) or ErrPayload (f completed a message whose payload is not
+// valid msgpack; the message is dropped).
+//
+// Storing f copies its piece into the message's buffer, which grows (or
+// is swapped for a larger spare) as pieces arrive; when that would go
+// over Limits.MaxPendingBytes, spare buffers are dropped and then the
+// oldest other incomplete messages are evicted. A first fragment
+// allocates about the length of its piece, whatever N it claims.
 //
 // A fragment whose number is already held with different bytes starts a
 // new message: the protocol has no message id, so the one sign that a
@@ -135,32 +168,37 @@ func (r *Reassembler) Add(src netip.AddrPort, f Frame, now time.Time) ([]byte, e
 	}
 	r.Expire(now)
 
-	i := r.find(src, f.Topic, f.Count)
-	if i >= 0 {
-		e := r.active[i]
-		if held := e.lens[f.Index-1]; held >= 0 {
-			off := (f.Index - 1) * MTU
-			if bytes.Equal(e.buf[off:off+int(held)], f.Payload) {
+	var e *entry
+	if i := r.find(src, f.Topic, f.Count); i >= 0 {
+		e = r.active[i]
+		if held, ok := e.piece(f.Index); ok {
+			if bytes.Equal(held, f.Payload) {
 				r.duplicates.Add(1)
 				return nil, ErrDuplicate
 			}
 			r.retire(i)
 			r.evicted.Add(1)
-			i = -1
+			e = nil
+		} else if len(e.buf)+len(f.Payload) > r.lim.MaxMessageBytes {
+			// Cannot happen after check (pieces 1..N-1 are at most
+			// MTU bytes each and piece N ends within the limit), but
+			// memory is bounded by this test, not by that argument.
+			r.retire(i)
+			r.rejected.Add(1)
+			return nil, ErrTooLarge
 		}
 	}
-	if i < 0 {
-		r.start(src, f.Topic, f.Count, now)
-		i = len(r.active) - 1
+	if e == nil {
+		e = r.start(src, f.Topic, f.Count, now)
 	}
-	e := r.active[i]
-	e.put(f.Index, f.Payload)
+	r.reserve(e, len(f.Payload))
+	r.put(e, f.Index, f.Payload)
 	if e.got < e.count {
 		return nil, nil
 	}
 
-	payload := e.assemble()
-	r.retire(i) // its buffer stays untouched until the next Add
+	payload := r.assemble(e)
+	r.retire(slices.Index(r.active, e)) // its buffer stays untouched until the next Add
 	if rest, err := msgp.Skip(payload); err != nil || len(rest) != 0 {
 		r.rejected.Add(1)
 		return nil, ErrPayload
@@ -183,16 +221,17 @@ func (r *Reassembler) check(f Frame) error {
 		return ErrTooLarge
 	case len(f.Payload) > MTU:
 		return ErrPieceTooLong
-	case (f.Index-1)*MTU+len(f.Payload) > r.reservation(f.Count):
+	case (f.Index-1)*MTU+len(f.Payload) > r.lim.MaxMessageBytes:
 		return ErrTooLarge // only a last piece can get here
 	}
 	return nil
 }
 
-// reservation is the buffer size for a message of count pieces: room for
-// count full pieces, but no more than the largest message allowed. N is
-// already checked, so this cannot overflow.
-func (r *Reassembler) reservation(count int) int {
+// ceiling is the most bytes a message of count pieces can reach: count
+// full pieces, but no more than the largest message allowed. It caps the
+// growth of a buffer, never sizes one by itself. N is already checked, so
+// this cannot overflow.
+func (r *Reassembler) ceiling(count int) int {
 	return min(count*MTU, r.lim.MaxMessageBytes)
 }
 
@@ -207,127 +246,259 @@ func (r *Reassembler) find(src netip.AddrPort, topic []byte, count int) int {
 	return -1
 }
 
-// start appends a new, empty entry to r.active. It makes room first:
-// the oldest incomplete messages are evicted until the count and the
-// bytes held fit the limits, then a spare buffer is reused or, failing
-// that, spare buffers are dropped until a new one fits the budget.
-func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int, now time.Time) {
-	need := r.reservation(count) // <= MaxMessageBytes <= MaxPendingBytes, so the loops end
-	for len(r.active) >= r.lim.MaxPending || r.held+need > r.lim.MaxPendingBytes {
-		r.evictOldest()
+// start appends a new, empty entry to r.active, evicting the oldest
+// incomplete messages first while MaxPending are held. The entry has no
+// buffer yet: reserve finds it one for the bytes that actually arrive.
+func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int, now time.Time) *entry {
+	for len(r.active) >= r.lim.MaxPending {
+		r.evict(0)
 	}
-	e := r.takeSpare(need)
-	if len(e.buf) < need {
-		for r.total+need > r.lim.MaxPendingBytes {
-			s := r.spareWithBuffer()
-			r.total -= len(s.buf)
-			s.buf = nil
-		}
-		e.buf = make([]byte, need)
-		r.total += need
-	}
-	r.held += len(e.buf)
-
-	e.src, e.count, e.first, e.got, e.short = src, count, now, 0, false
-	e.topic = append(e.topic[:0], topic...)
-	if cap(e.lens) >= count {
-		e.lens = e.lens[:count]
+	var e *entry
+	if k := len(r.free) - 1; k >= 0 {
+		e = r.free[k]
+		r.free[k] = nil
+		r.free = r.free[:k]
 	} else {
-		e.lens = make([]int32, count)
+		e = new(entry)
 	}
-	for j := range e.lens {
-		e.lens[j] = -1
+	e.src, e.count, e.first = src, count, now
+	e.topic = append(e.topic[:0], topic...)
+	e.order = e.order[:0]
+	e.got, e.tail, e.size, e.mixed, e.sorted = 0, 0, -1, false, true
+	words := (count + 63) / 64 // count <= maxCount, so a few words at most
+	if cap(e.have) >= words {
+		e.have = e.have[:words]
+		clear(e.have)
+	} else {
+		e.have = make([]uint64, words)
 	}
 	r.active = append(r.active, e)
-}
-
-// takeSpare removes and returns the spare entry whose buffer fits need
-// most tightly while keeping the bytes held within MaxPendingBytes. It
-// ignores buffers over twice need, so a small message does not pin a
-// huge buffer. With none fitting it returns a spare entry without a
-// buffer, or failing that any spare entry with its buffer released, or a
-// new entry.
-func (r *Reassembler) takeSpare(need int) *entry {
-	best, bare := -1, -1
-	for j, s := range r.spare {
-		n := len(s.buf)
-		fits := n >= need && n <= 2*need && r.held+n <= r.lim.MaxPendingBytes
-		if fits && (best < 0 || n < len(r.spare[best].buf)) {
-			best = j
-		}
-		if s.buf == nil {
-			bare = j
-		}
-	}
-	if best < 0 {
-		switch {
-		case bare >= 0:
-			best = bare
-		case len(r.spare) > 0:
-			best = len(r.spare) - 1
-			r.total -= len(r.spare[best].buf)
-			r.spare[best].buf = nil
-		default:
-			return new(entry)
-		}
-	}
-	e := r.spare[best]
-	last := len(r.spare) - 1
-	r.spare[best] = r.spare[last]
-	r.spare[last] = nil
-	r.spare = r.spare[:last]
 	return e
 }
 
-func (r *Reassembler) spareWithBuffer() *entry {
-	for _, s := range r.spare {
-		if s.buf != nil {
-			return s
+// reserve makes room in e.buf for n more bytes. A spare buffer that is
+// large enough is swapped in (e's old one becomes a spare); failing that,
+// spare buffers are dropped and then the oldest other messages evicted
+// until the bytes needed fit MaxPendingBytes, and a buffer of up to twice
+// the old capacity, no more than the message can reach and no more than
+// fits, is allocated. Either way the bytes received are copied over.
+func (r *Reassembler) reserve(e *entry, n int) {
+	need := len(e.buf) + n
+	if need <= cap(e.buf) {
+		return
+	}
+	ceil := r.ceiling(e.count) // need <= ceil: every piece is at most MTU
+	for {
+		if j := r.spareFor(need, ceil); j >= 0 {
+			b := r.takeSpare(j)
+			b = append(b, e.buf...)
+			r.keep(e.buf)
+			e.buf = b
+			return
+		}
+		// need <= MaxMessageBytes <= MaxPendingBytes, so with e the only
+		// message and no spares this holds and the loop ends.
+		if r.total-cap(e.buf)+need <= r.lim.MaxPendingBytes {
+			break
+		}
+		if !r.dropSpare() {
+			r.evict(slices.IndexFunc(r.active, func(a *entry) bool { return a != e }))
 		}
 	}
-	return nil
+	size := max(need, min(2*cap(e.buf), ceil))
+	size = min(size, r.lim.MaxPendingBytes-(r.total-cap(e.buf)))
+	b := make([]byte, len(e.buf), size)
+	copy(b, e.buf)
+	r.total += size - cap(e.buf)
+	e.buf = b // the old buffer, smaller, is left to the collector
 }
 
-func (r *Reassembler) evictOldest() {
-	r.retire(0)
+// spareFor returns the index in r.spare of the buffer to take for a
+// message that needs need bytes now and can reach ceil: the smallest of at
+// least ceil bytes, else the largest of at least need; -1 if none holds
+// need. Buffers over twice ceil are passed over, so a small message does
+// not pin a huge buffer (which is dropped instead when room is needed).
+func (r *Reassembler) spareFor(need, ceil int) int {
+	best, bc := -1, 0
+	for j, b := range r.spare {
+		c := cap(b)
+		if c < need || c > 2*ceil {
+			continue
+		}
+		if best < 0 || (c >= ceil && (bc < ceil || c < bc)) || (bc < ceil && c > bc) {
+			best, bc = j, c
+		}
+	}
+	return best
+}
+
+// takeSpare removes buffer j from the spares and returns it.
+func (r *Reassembler) takeSpare(j int) []byte {
+	b := r.spare[j]
+	last := len(r.spare) - 1
+	r.spare[j] = r.spare[last]
+	r.spare[last] = nil
+	r.spare = r.spare[:last]
+	return b
+}
+
+// keep adds b, no longer in use, to the spares. With MaxPending spares
+// already kept the smallest buffer of them and b is dropped instead.
+func (r *Reassembler) keep(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	if len(r.spare) >= r.lim.MaxPending {
+		j := 0
+		for k, s := range r.spare {
+			if cap(s) < cap(r.spare[j]) {
+				j = k
+			}
+		}
+		if cap(b) <= cap(r.spare[j]) {
+			r.total -= cap(b)
+			return
+		}
+		r.total -= cap(r.spare[j])
+		r.takeSpare(j)
+	}
+	r.spare = append(r.spare, b[:0])
+}
+
+// dropSpare drops the largest spare buffer, so that a buffer that once
+// held a huge message is the first to go. It reports false if there are
+// none.
+func (r *Reassembler) dropSpare() bool {
+	if len(r.spare) == 0 {
+		return false
+	}
+	j := 0
+	for k, s := range r.spare {
+		if cap(s) > cap(r.spare[j]) {
+			j = k
+		}
+	}
+	r.total -= cap(r.spare[j])
+	r.takeSpare(j)
+	return true
+}
+
+func (r *Reassembler) evict(i int) {
+	r.retire(i)
 	r.evicted.Add(1)
 }
 
-// retire moves r.active[i] to the spares, keeping r.active oldest first.
+// retire removes r.active[i], keeping r.active oldest first; its buffer
+// becomes a spare and the entry is kept for its metadata slices.
 func (r *Reassembler) retire(i int) {
 	e := r.active[i]
 	copy(r.active[i:], r.active[i+1:])
 	r.active[len(r.active)-1] = nil
 	r.active = r.active[:len(r.active)-1]
 	r.held -= len(e.buf)
-	r.spare = append(r.spare, e)
+	r.keep(e.buf)
+	e.buf = nil
+	r.free = append(r.free, e)
 }
 
-// put copies piece n into its slot.
-func (e *entry) put(n int, piece []byte) {
-	copy(e.buf[(n-1)*MTU:], piece)
-	e.lens[n-1] = int32(len(piece))
+// piece returns the bytes of piece n if e holds it.
+func (e *entry) piece(n int) ([]byte, bool) {
+	if e.have[(n-1)/64]&(1<<((n-1)%64)) == 0 {
+		return nil, false
+	}
+	if n == e.count {
+		return e.buf[len(e.buf)-e.tail:], true
+	}
+	k := n - 1
+	if k >= len(e.order) || e.order[k].n != int32(n) {
+		k = slices.IndexFunc(e.order, func(p piece) bool { return p.n == int32(n) })
+	}
+	p := e.order[k]
+	return e.buf[p.off : p.off+p.len], true
+}
+
+// put copies piece n into e.buf, which has room for it: the last piece
+// (n = N) at the end, any other after the others already held, moving
+// the last piece, if held, up past it (at most MTU bytes per piece, so
+// at most the payload's length in all).
+func (r *Reassembler) put(e *entry, n int, b []byte) {
+	end := len(e.buf)
+	e.buf = e.buf[:end+len(b)]
+	if n == e.count {
+		copy(e.buf[end:], b)
+		e.tail = len(b)
+	} else {
+		at := end - e.tail
+		copy(e.buf[at+len(b):], e.buf[at:end]) // memmove: may overlap
+		copy(e.buf[at:], b)
+		e.sorted = e.sorted && n == len(e.order)+1
+		switch {
+		case e.size < 0:
+			e.size = len(b)
+		case e.size != len(b):
+			e.mixed = true
+		}
+		e.order = append(e.order, piece{int32(n), int32(at), int32(len(b))})
+	}
+	e.have[(n-1)/64] |= 1 << ((n - 1) % 64)
 	e.got++
-	if n < e.count && len(piece) != MTU {
-		e.short = true
-	}
+	r.held += len(b)
 }
 
-// assemble returns the payload of a complete entry. With every piece
-// before the last a full MTU, the slots already touch; otherwise the
-// pieces are moved down in order to close the gaps (each moves to an
-// offset no later than its own, so copy's memmove is safe).
-func (e *entry) assemble() []byte {
-	if !e.short {
-		end := (e.count-1)*MTU + int(e.lens[e.count-1])
-		return e.buf[:end:end]
+// assemble returns the payload of a complete entry, in e.buf. Pieces
+// 1..N-1 in arrival order are already in place. If they all have one
+// length they are swapped into place block by block; otherwise they are
+// copied in order into a spare buffer or, with none large enough, a new
+// one, which replaces e.buf (the old one is dropped, so the bytes held do
+// not grow).
+func (r *Reassembler) assemble(e *entry) []byte {
+	n := len(e.buf)
+	switch {
+	case e.sorted:
+	case !e.mixed:
+		m := e.size
+		o := e.order
+		for j := range o {
+			for p := int(o[j].n) - 1; p != j; p = int(o[j].n) - 1 {
+				swapBytes(e.buf[j*m:(j+1)*m], e.buf[p*m:(p+1)*m])
+				o[j], o[p] = o[p], o[j]
+			}
+		}
+	default:
+		var b []byte
+		j := r.spareFor(n, n)
+		if j >= 0 {
+			b = r.takeSpare(j)[:n]
+		} else {
+			b = make([]byte, n)
+			r.total += n
+		}
+		slices.SortFunc(e.order, func(a, b piece) int { return cmp.Compare(a.n, b.n) })
+		w := 0
+		for _, p := range e.order {
+			w += copy(b[w:], e.buf[p.off:p.off+p.len])
+		}
+		copy(b[w:], e.buf[n-e.tail:])
+		if j >= 0 {
+			r.keep(e.buf)
+		} else {
+			r.total -= cap(e.buf) // >= n: the total does not grow
+		}
+		e.buf = b
 	}
-	w := 0
-	for j, l := range e.lens {
-		off := j * MTU
-		w += copy(e.buf[w:], e.buf[off:off+int(l)])
+	return e.buf[:n:n]
+}
+
+// swapBytes exchanges the contents of a and b, of equal length and not
+// overlapping, through a small buffer on the stack.
+func swapBytes(a, b []byte) {
+	var t [4096]byte
+	for len(a) > 0 {
+		k := copy(t[:], a)
+		copy(a, b[:k])
+		copy(b, t[:k])
+		a, b = a[k:], b[k:]
 	}
-	return e.buf[:w:w]
 }
 
 // Expire drops the incomplete messages whose first fragment arrived more
@@ -348,8 +519,8 @@ func (r *Reassembler) Expire(now time.Time) int {
 	return n
 }
 
-// Pending returns the number of incomplete messages held and the buffer
-// bytes reserved for them (at most Limits.MaxPendingBytes).
+// Pending returns the number of incomplete messages held and the piece
+// bytes received for them (at most Limits.MaxPendingBytes).
 func (r *Reassembler) Pending() (messages, bytes int) {
 	return len(r.active), r.held
 }

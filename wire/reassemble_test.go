@@ -2,9 +2,11 @@ package wire_test
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -63,7 +65,9 @@ func TestReassembleOrders(t *testing.T) {
 	shuffled := slices.Clone(inOrder)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(count, func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 
-	for name, order := range map[string][]int{"in order": inOrder, "reverse": reverse, "shuffled": shuffled} {
+	lastFirst := append([]int{count - 1}, inOrder[:count-1]...)
+	orders := map[string][]int{"in order": inOrder, "reverse": reverse, "shuffled": shuffled, "last first": lastFirst}
+	for name, order := range orders {
 		t.Run(name, func(t *testing.T) {
 			r := wire.NewReassembler(wire.Limits{})
 			got, err := feed(t, r, sender1, frames, order)
@@ -267,25 +271,47 @@ func TestReassembleMaxPending(t *testing.T) {
 }
 
 func TestReassembleMaxPendingBytes(t *testing.T) {
+	// Buffers grow with the bytes received: two messages holding two full
+	// pieces each fit 5 MTU, a third message's second piece does not, so
+	// the oldest message is evicted to make room. (The payloads are 2 MTU,
+	// so the last pieces are empty and completing needs no more room.)
 	lim := wire.Limits{MaxPendingBytes: 5 * wire.MTU, MaxMessageBytes: 3 * wire.MTU}
 	r := wire.NewReassembler(lim)
-	a := fragments(t, "a", payloadOfLen(2*wire.MTU+10, 1)) // reserves 3 MTU
-	bPayload := payloadOfLen(2*wire.MTU+10, 2)
-	b := fragments(t, "b", bPayload)
-	if _, err := r.Add(sender1, a[0], t0); err != nil {
+	var msgs [3][]wire.Frame
+	var payloads [3][]byte
+	for i := range msgs {
+		payloads[i] = payloadOfLen(2*wire.MTU, uint64(i))
+		msgs[i] = fragments(t, string(rune('a'+i)), payloads[i])
+	}
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for i := range 2 {
+		if _, err := feed(t, r, sender1, msgs[i], []int{0, 1, 1}); !errors.Is(err, wire.ErrDuplicate) {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if m, n := r.Pending(); m != 2 || n != 4*wire.MTU {
+		t.Errorf("Pending = %d messages, %d bytes; want 2, %d", m, n, 4*wire.MTU)
+	}
+	if _, err := r.Add(sender1, msgs[2][0], at(1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Add(sender1, b[0], t0.Add(time.Millisecond)); err != nil {
+	checkStats(t, r, wire.ReassemblyStats{Duplicates: 2})
+	if _, err := r.Add(sender1, msgs[2][1], at(2)); err != nil {
 		t.Fatal(err)
 	}
 	m, n := r.Pending()
-	if m != 1 || n > lim.MaxPendingBytes {
-		t.Errorf("Pending = %d messages, %d bytes; want 1 within %d bytes", m, n, lim.MaxPendingBytes)
+	if m != 2 || n != 4*wire.MTU {
+		t.Errorf("Pending = %d messages, %d bytes; want 2, %d bytes", m, n, 4*wire.MTU)
 	}
-	checkStats(t, r, wire.ReassemblyStats{Evicted: 1})
-	got, err := feed(t, r, sender1, b, []int{1, 2})
-	if err != nil || !bytes.Equal(got, bPayload) {
-		t.Errorf("newer message: %d bytes, %v", len(got), err)
+	checkStats(t, r, wire.ReassemblyStats{Duplicates: 2, Evicted: 1})
+	// a is gone; b and c complete.
+	if got, err := r.Add(sender1, msgs[0][2], at(3)); got != nil || err != nil {
+		t.Errorf("evicted message completed: %d bytes, %v", len(got), err)
+	}
+	for _, i := range []int{1, 2} {
+		if got, err := r.Add(sender1, msgs[i][2], at(4)); err != nil || !bytes.Equal(got, payloads[i]) {
+			t.Errorf("message %d: %d bytes, %v", i, len(got), err)
+		}
 	}
 }
 
@@ -356,19 +382,28 @@ func TestReassembleSteadyStateAllocs(t *testing.T) {
 	for _, size := range []int{100000, 1 << 20, 4 << 20} {
 		payload := payloadOfLen(size, 1)
 		frames := fragments(t, "t", payload)
-		r := wire.NewReassembler(wire.Limits{})
-		var got []byte
-		run := func() {
-			for i := len(frames) - 1; i >= 0; i-- { // reverse: the harder order
-				got, _ = r.Add(sender1, frames[i], t0)
+		inOrder := make([]int, len(frames))
+		for i := range inOrder {
+			inOrder[i] = i
+		}
+		reverse := slices.Clone(inOrder) // the harder order
+		slices.Reverse(reverse)
+		shuffled := rand.New(rand.NewPCG(uint64(size), 7)).Perm(len(frames))
+		for name, order := range map[string][]int{"in order": inOrder, "reverse": reverse, "shuffled": shuffled} {
+			r := wire.NewReassembler(wire.Limits{})
+			var got []byte
+			run := func() {
+				for _, i := range order {
+					got, _ = r.Add(sender1, frames[i], t0)
+				}
 			}
-		}
-		run() // warm the buffers
-		if allocs := testing.AllocsPerRun(10, run); allocs != 0 {
-			t.Errorf("%d-byte message: %v allocs per message once warm, want 0", size, allocs)
-		}
-		if !bytes.Equal(got, payload) {
-			t.Errorf("%d-byte message: wrong payload after reuse", size)
+			run() // warm the buffers
+			if allocs := testing.AllocsPerRun(10, run); allocs != 0 {
+				t.Errorf("%d-byte message %s: %v allocs per message once warm, want 0", size, name, allocs)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Errorf("%d-byte message %s: wrong payload after reuse", size, name)
+			}
 		}
 	}
 }
@@ -396,4 +431,218 @@ func TestReassembleStatsConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	checkStats(t, r, wire.ReassemblyStats{Completed: 50})
+}
+
+// maxCount is the largest N that limits l accept.
+func maxCount(l wire.Limits) int {
+	d := wire.DefaultLimits()
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if l.MaxPendingBytes <= 0 {
+		l.MaxPendingBytes = d.MaxPendingBytes
+	}
+	return min(l.MaxMessageBytes, l.MaxPendingBytes)/wire.MTU + 1
+}
+
+// totalAlloc returns the bytes allocated on the heap so far.
+func totalAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+func TestReassembleFirstFragmentAllocatesPiece(t *testing.T) {
+	// One datagram of a few bytes claiming the largest N used to reserve
+	// 64 MiB. Memory now grows with the piece bytes received.
+	maxN := maxCount(wire.Limits{})
+	tests := []struct {
+		name    string
+		n, size int
+	}{
+		{"n = 1, 1-byte piece", 1, 1},
+		{"n = N, 1-byte piece", maxN, 1},
+		{"n = 1, full piece", 1, wire.MTU},
+		{"n = N, longest last piece", maxN, 64<<20 - (maxN-1)*wire.MTU},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := wire.Frame{Topic: []byte("t"), Payload: make([]byte, tc.size), Index: tc.n, Count: maxN}
+			const runs = 20
+			rs := make([]*wire.Reassembler, runs)
+			for i := range rs {
+				rs[i] = wire.NewReassembler(wire.Limits{})
+			}
+			before := totalAlloc()
+			for _, r := range rs {
+				if got, err := r.Add(sender1, f, t0); got != nil || err != nil {
+					t.Fatalf("Add = %d bytes, %v; want stored", len(got), err)
+				}
+			}
+			perAdd := (totalAlloc() - before) / runs
+			// The piece's bytes, rounded up to a size class, plus a few
+			// small slices of metadata.
+			if limit := uint64(tc.size)*9/8 + 2048; perAdd > limit {
+				t.Errorf("first fragment allocated %d bytes, want at most %d", perAdd, limit)
+			}
+			if m, b := rs[0].Pending(); m != 1 || b != tc.size {
+				t.Errorf("Pending = %d messages, %d bytes; want 1, %d", m, b, tc.size)
+			}
+			allocs := testing.AllocsPerRun(runs, func() {
+				_, _ = wire.NewReassembler(wire.Limits{}).Add(sender1, f, t0)
+			})
+			if allocs > 10 {
+				t.Errorf("first fragment on a new Reassembler: %v allocs, want a few small ones", allocs)
+			}
+		})
+	}
+}
+
+func TestReassembleHostileFlood(t *testing.T) {
+	// First fragments claiming the largest N, each from another sender,
+	// never complete. What is held stays within the limits and grows with
+	// the bytes received; once warm, the flood does not allocate.
+	tests := []struct {
+		name string
+		lim  wire.Limits
+		size int
+	}{
+		{"default limits, 1-byte pieces", wire.Limits{}, 1},
+		{"default limits, full pieces", wire.Limits{}, wire.MTU},
+		{"1 MiB for 2000 messages, 1-byte pieces", wire.Limits{MaxPending: 2000, MaxPendingBytes: 1 << 20}, 1},
+		{"1 MiB for 2000 messages, full pieces", wire.Limits{MaxPending: 2000, MaxPendingBytes: 1 << 20}, wire.MTU},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := tc.lim
+			d := wire.DefaultLimits()
+			lim.MaxPending = cmp.Or(lim.MaxPending, d.MaxPending)
+			lim.MaxPendingBytes = cmp.Or(lim.MaxPendingBytes, d.MaxPendingBytes)
+			maxN := maxCount(lim)
+			piece := bytes.Repeat([]byte{0xc0}, tc.size)
+			r := wire.NewReassembler(lim)
+			k := 0
+			hostile := func() {
+				k++
+				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(k >> 16), byte(k >> 8), byte(k)}), 9)
+				n := 1 + k%maxN
+				if (n-1)*wire.MTU+len(piece) > min(lim.MaxPendingBytes, 64<<20) {
+					n = 1 // a full last piece would be over the limit
+				}
+				f := wire.Frame{Topic: []byte("t"), Payload: piece, Index: n, Count: maxN}
+				if got, err := r.Add(src, f, t0); got != nil || err != nil {
+					t.Fatalf("Add = %d bytes, %v; want stored", len(got), err)
+				}
+			}
+
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			const floods = 10000
+			for range floods {
+				hostile()
+				if m, b := r.Pending(); m > lim.MaxPending || b > lim.MaxPendingBytes || b > m*tc.size {
+					t.Fatalf("Pending = %d messages, %d bytes; over the limits or the bytes received", m, b)
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			// Buffers for what is held, up to twice the bytes received,
+			// plus metadata: the topic copy, the piece table and the
+			// 18-bit bitmap, well under 1 KiB a message.
+			held := min(lim.MaxPending*tc.size, lim.MaxPendingBytes)
+			limit := 2*held + lim.MaxPending*1024 + 1<<20
+			allocated := after.TotalAlloc - before.TotalAlloc
+			if allocated > uint64(limit) {
+				t.Errorf("%d hostile fragments allocated %d bytes, want at most %d", floods, allocated, limit)
+			}
+			if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > int64(limit) {
+				t.Errorf("%d hostile fragments grew the heap by %d bytes, want at most %d", floods, grown, limit)
+			}
+			if allocs := testing.AllocsPerRun(100, hostile); allocs != 0 {
+				t.Errorf("hostile fragment once warm: %v allocs, want 0", allocs)
+			}
+			runtime.KeepAlive(r)
+		})
+	}
+}
+
+func TestReassembleMixedPieces(t *testing.T) {
+	// Pieces of differing lengths (no sender of this format does that)
+	// still reassemble in any order.
+	lens := []int{700, 1000, 300, 1, 900, 0, 2500, 50}
+	total := 0
+	for _, l := range lens {
+		total += l
+	}
+	payload := payloadOfLen(total, 8)
+	var frames []wire.Frame
+	for i, off := 0, 0; i < len(lens); off, i = off+lens[i], i+1 {
+		frames = append(frames, wire.Frame{Topic: []byte("t"), Payload: payload[off : off+lens[i]], Index: i + 1, Count: len(lens)})
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	orders := [][]int{{0, 1, 2, 3, 4, 5, 6, 7}, {7, 6, 5, 4, 3, 2, 1, 0}, {7, 0, 1, 2, 3, 4, 5, 6}}
+	for range 20 {
+		orders = append(orders, rng.Perm(len(lens)))
+	}
+	r := wire.NewReassembler(wire.Limits{})
+	for _, order := range orders {
+		got, err := feed(t, r, sender1, frames, order)
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Errorf("order %v: Add = %d bytes, %v", order, len(got), err)
+		}
+	}
+	checkStats(t, r, wire.ReassemblyStats{Completed: uint64(len(orders))})
+}
+
+func TestReassemblePendingBytesReceived(t *testing.T) {
+	// Pending counts the bytes received, whatever the order.
+	payload := payloadOfLen(5*wire.MTU+123, 6)
+	frames := fragments(t, "t", payload)
+	r := wire.NewReassembler(wire.Limits{})
+	received := 0
+	for k, i := range []int{5, 2, 0, 4, 3} {
+		if got, err := r.Add(sender1, frames[i], t0); got != nil || err != nil {
+			t.Fatalf("piece %d: Add = %d bytes, %v", i+1, len(got), err)
+		}
+		received += len(frames[i].Payload)
+		if m, b := r.Pending(); m != 1 || b != received {
+			t.Errorf("after %d pieces: Pending = %d messages, %d bytes; want 1, %d", k+1, m, b, received)
+		}
+	}
+	if got, err := r.Add(sender1, frames[1], t0); err != nil || !bytes.Equal(got, payload) {
+		t.Errorf("last piece: Add = %d bytes, %v", len(got), err)
+	}
+	if m, b := r.Pending(); m != 0 || b != 0 {
+		t.Errorf("Pending = %d messages, %d bytes after completion", m, b)
+	}
+}
+
+func TestReassembleHugeSpareDropped(t *testing.T) {
+	// The buffer of a message as large as the limit allows is kept for
+	// reuse, but it counts against MaxPendingBytes: small messages that
+	// need the room get it without evicting one another.
+	lim := wire.Limits{MaxPendingBytes: 40 * wire.MTU}
+	r := wire.NewReassembler(lim)
+	big := payloadOfLen(39*wire.MTU, 1)
+	if got, err := feed(t, r, sender1, fragments(t, "big", big), slices.Collect(func(yield func(int) bool) {
+		for i := range 40 {
+			if !yield(i) {
+				return
+			}
+		}
+	})); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("big message: %d bytes, %v", len(got), err)
+	}
+	for i := range 15 {
+		small := fragments(t, "small", payloadOfLen(2*wire.MTU+10, uint64(i)))
+		src := netip.AddrPortFrom(sender1.Addr(), uint16(i+1))
+		if _, err := feed(t, r, src, small, []int{0, 1, 1}); !errors.Is(err, wire.ErrDuplicate) {
+			t.Fatalf("small message %d: %v", i, err)
+		}
+	}
+	if m, b := r.Pending(); m != 15 || b != 30*wire.MTU {
+		t.Errorf("Pending = %d messages, %d bytes; want 15, %d", m, b, 30*wire.MTU)
+	}
+	checkStats(t, r, wire.ReassemblyStats{Completed: 1, Duplicates: 15})
 }
