@@ -18,8 +18,12 @@ type queue struct {
 	maxBytes int
 	overflow Overflow
 	dropped  uint64
+	spares   [][]byte      // payload buffers handed back by the consumer
 	ready    chan struct{} // holds a token while the queue may be non-empty
 }
+
+// maxSpares bounds the buffers kept for reuse beyond those in slots.
+const maxSpares = 16
 
 func newQueue(messages, bytes int, o Overflow) *queue {
 	return &queue{
@@ -51,6 +55,13 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 	}
 	s := &q.slots[(q.head+q.n)%len(q.slots)]
 	s.Topic, s.Sender, s.Received = topic, from, at
+	if cap(s.Payload) < len(payload) && len(q.spares) > 0 {
+		last := len(q.spares) - 1
+		s.Payload, q.spares[last] = q.spares[last], s.Payload
+		if q.spares[last] == nil {
+			q.spares = q.spares[:last]
+		}
+	}
 	s.Payload = append(s.Payload[:0], payload...)
 	q.n++
 	q.bytes += len(payload)
@@ -71,8 +82,9 @@ func (q *queue) drop() {
 	q.dropped++
 }
 
-// pop moves the oldest message into m, trading payload buffers with its
-// slot so nothing is copied or allocated. It reports false when empty.
+// pop moves the oldest message into m without copying its payload; m's
+// previous payload buffer is kept for a later push, so that in steady state
+// nothing is allocated. It reports false when empty.
 func (q *queue) pop(m *Message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -80,12 +92,11 @@ func (q *queue) pop(m *Message) bool {
 		return false
 	}
 	s := &q.slots[q.head]
-	spare := m.Payload[:0]
-	if cap(spare) > keepBuffer {
-		spare = nil
+	if c := cap(m.Payload); c > 0 && c <= keepBuffer && len(q.spares) < maxSpares {
+		q.spares = append(q.spares, m.Payload[:0])
 	}
-	*m, s.Payload = *s, spare
-	s.Topic = ""
+	*m = *s
+	*s = Message{}
 	q.bytes -= len(m.Payload)
 	q.head = (q.head + 1) % len(q.slots)
 	q.n--

@@ -11,20 +11,11 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn have in common:
-// their Message types are the same type.
-type batchConn interface {
-	ReadBatch(ms []ipv6.Message, flags int) (int, error)
-	WriteBatch(ms []ipv6.Message, flags int) (int, error)
-}
-
 // Receiver is a socket joined to one multicast group. It is not safe for
 // concurrent reads: one goroutine reads, any goroutine may Close.
 type Receiver struct {
-	pc      net.PacketConn
-	batch   batchConn
-	msgs    []ipv6.Message
-	oob     []byte
+	pc      *net.UDPConn
+	io      *batch
 	granted int
 	drops   uint64 // kernel drops reported by SO_RXQ_OVFL (cumulative)
 }
@@ -40,22 +31,28 @@ func Listen(cfg Config) (*Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sock: listen on %s: %w", cfg.address(), err)
 	}
-	r := &Receiver{pc: pc}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("sock: listen on %s: not a UDP socket", cfg.address())
+	}
 	group := &net.UDPAddr{IP: cfg.Group.Addr().AsSlice()}
 	if cfg.Group.Addr().Is4() {
-		p := ipv4.NewPacketConn(pc)
-		r.batch = p
-		err = p.JoinGroup(cfg.Interface, group)
+		err = ipv4.NewPacketConn(udp).JoinGroup(cfg.Interface, group)
 	} else {
-		p := ipv6.NewPacketConn(pc)
-		r.batch = p
-		err = p.JoinGroup(cfg.Interface, group)
+		err = ipv6.NewPacketConn(udp).JoinGroup(cfg.Interface, group)
 	}
 	if err != nil {
-		pc.Close()
+		udp.Close()
 		return nil, fmt.Errorf("sock: join %s%s: %w", cfg.Group.Addr(), onInterface(cfg.Interface), err)
 	}
-	if rc, err := pc.(syscall.Conn).SyscallConn(); err == nil {
+	io, err := newBatch(udp)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	r := &Receiver{pc: udp, io: io}
+	if rc, err := udp.SyscallConn(); err == nil {
 		_ = control(rc, func(fd uintptr) error {
 			r.granted = readBufferSize(fd)
 			return nil
@@ -82,32 +79,12 @@ func (r *Receiver) ReadBufferSize() int { return r.granted }
 func (r *Receiver) KernelDrops() uint64 { return r.drops }
 
 // ReadBatch blocks until at least one datagram arrives, then fills up to
-// len(ms) messages and returns how many. After Close it returns an error
+// len(ms) messages, whose Buf must not be empty, and returns how many. After Close it returns an error
 // that satisfies errors.Is(err, net.ErrClosed).
 func (r *Receiver) ReadBatch(ms []Message) (int, error) {
-	if len(r.msgs) < len(ms) {
-		r.msgs = make([]ipv6.Message, len(ms))
-		r.oob = make([]byte, len(ms)*oobSize)
-		for i := range r.msgs {
-			r.msgs[i].Buffers = make([][]byte, 1)
-			r.msgs[i].OOB = r.oob[i*oobSize : (i+1)*oobSize]
-		}
-	}
-	for i := range ms {
-		r.msgs[i].Buffers[0] = ms[i].Buf
-		r.msgs[i].OOB = r.msgs[i].OOB[:oobSize]
-	}
-	n, err := r.batch.ReadBatch(r.msgs[:len(ms)], 0)
-	if err != nil {
-		return 0, err // x/net reports -1 messages with an error
-	}
-	for i := 0; i < n; i++ {
-		m := &r.msgs[i]
-		ms[i].N = m.N
-		ms[i].Addr = udpAddrPort(m.Addr)
-		if d, ok := parseDrops(m.OOB[:m.NN]); ok {
-			r.drops = d
-		}
+	n, drops, ok, err := r.io.read(ms)
+	if ok {
+		r.drops = drops
 	}
 	return n, err
 }

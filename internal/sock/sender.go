@@ -6,18 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // Sender is a UDP socket connected to a multicast group. It is not safe
 // for concurrent writes; any goroutine may Close.
 type Sender struct {
-	conn  net.Conn
-	batch batchConn
-	msgs  []ipv6.Message
-	bufs  [][]byte
+	conn  *net.UDPConn
+	io    *batch
 	local netip.AddrPort
 }
 
@@ -35,14 +30,13 @@ func Dial(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sock: open sender to %s%s: %w", cfg.address(), onInterface(cfg.Interface), err)
 	}
-	s := &Sender{conn: c, local: udpAddrPort(c.LocalAddr())}
-	pc := c.(net.PacketConn)
-	if cfg.Group.Addr().Is4() {
-		s.batch = ipv4.NewPacketConn(pc)
-	} else {
-		s.batch = ipv6.NewPacketConn(pc)
+	udp := c.(*net.UDPConn)
+	io, err := newBatch(udp)
+	if err != nil {
+		udp.Close()
+		return nil, err
 	}
-	return s, nil
+	return &Sender{conn: udp, io: io, local: udpAddrPort(c.LocalAddr())}, nil
 }
 
 // LocalAddr is the address and port datagrams are sent from: what
@@ -55,29 +49,10 @@ func (s *Sender) Write(b []byte) error {
 	return err
 }
 
-// WriteBatch sends the datagrams in order, as few system calls as the
-// platform allows.
+// WriteBatch sends the datagrams, none of them empty, in order, in as few
+// system calls as the platform allows.
 func (s *Sender) WriteBatch(datagrams [][]byte) error {
-	if len(s.msgs) < len(datagrams) {
-		s.msgs = make([]ipv6.Message, len(datagrams))
-		s.bufs = make([][]byte, len(datagrams))
-	}
-	for i, d := range datagrams {
-		s.bufs[i] = d
-		s.msgs[i].Buffers = s.bufs[i : i+1 : i+1]
-	}
-	ms := s.msgs[:len(datagrams)]
-	for len(ms) > 0 {
-		n, err := s.batch.WriteBatch(ms, 0)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errors.New("sock: sendmmsg sent nothing")
-		}
-		ms = ms[n:]
-	}
-	return nil
+	return s.io.write(datagrams)
 }
 
 // Close closes the socket. It is safe to call more than once.

@@ -1,0 +1,47 @@
+package mcl_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcl-go/mcl"
+)
+
+// TestAllocations checks the steady-state cost of a round trip through the
+// kernel: publishing a message and receiving it allocate nothing when it
+// fits one datagram, and a constant independent of the fragment count when
+// it does not.
+func TestAllocations(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	pub := publisher(t, c)
+	sub, err := mcl.SubscribeSync(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	roundTrip := func(payload []byte) func() {
+		return func() {
+			if err := pub.PublishRaw("alloc", payload); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sub.Next(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	small := bin(100)
+	if n := testing.AllocsPerRun(1000, roundTrip(small)); n != 0 {
+		t.Errorf("publish and receive of one datagram: %.2f allocations, want 0", n)
+	}
+	perSize := map[int]float64{}
+	for _, size := range []int{200_000, 1_000_000} {
+		perSize[size] = testing.AllocsPerRun(50, roundTrip(bin(size)))
+	}
+	t.Logf("fragmented allocations per message: %v", perSize)
+	if perSize[200_000] != perSize[1_000_000] {
+		t.Errorf("allocations depend on the fragment count: %v", perSize)
+	}
+}

@@ -1,0 +1,151 @@
+package sock
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// batch moves datagrams with recvmmsg and sendmmsg. It is written against
+// x/sys/unix rather than through x/net's ReadBatch and WriteBatch because
+// those allocate a net.Addr per datagram and scratch space per call; here
+// every structure is allocated once and reused, so a batch costs no
+// allocation. A batch is used by one goroutine at a time.
+type batch struct {
+	rc    syscall.RawConn
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // large enough for IPv4 too
+	oob   []byte
+
+	// In and out of the system call closures, which are made once so that
+	// passing them to RawConn.Read and Write allocates nothing.
+	off, count, n int
+	errno         syscall.Errno
+	recv, send    func(fd uintptr) bool
+}
+
+func newBatch(c *net.UDPConn) (*batch, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{rc: rc}
+	b.recv = b.recvmmsg
+	b.send = b.sendmmsg
+	return b, nil
+}
+
+func (b *batch) grow(n int) {
+	if len(b.hdrs) >= n {
+		return
+	}
+	b.hdrs = make([]unix.Mmsghdr, n)
+	b.iovs = make([]unix.Iovec, n)
+	b.names = make([]unix.RawSockaddrInet6, n)
+	b.oob = make([]byte, n*oobSize)
+}
+
+func (b *batch) recvmmsg(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.count), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until readable
+		}
+		b.n, b.errno = int(n), e
+		return true
+	}
+}
+
+func (b *batch) sendmmsg(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.off])), uintptr(b.count), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until writable
+		}
+		b.n, b.errno = int(n), e
+		return true
+	}
+}
+
+// read fills ms (each with a non-empty Buf) and returns how many datagrams
+// arrived, and the kernel's drop counter when a datagram carried it.
+func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error) {
+	b.grow(len(ms))
+	for i := range ms {
+		b.iovs[i].Base = &ms[i].Buf[0]
+		b.iovs[i].SetLen(len(ms[i].Buf))
+		h := &b.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &b.oob[i*oobSize]
+		h.SetControllen(oobSize)
+		h.Flags = 0
+	}
+	b.count = len(ms)
+	if err := b.rc.Read(b.recv); err != nil {
+		return 0, 0, false, err
+	}
+	if b.errno != 0 {
+		return 0, 0, false, os.NewSyscallError("recvmmsg", b.errno)
+	}
+	for i := range b.n {
+		h := &b.hdrs[i]
+		ms[i].N = int(h.Len)
+		ms[i].Addr = addrPort(&b.names[i])
+		if d, ok := parseDrops(b.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)]); ok {
+			drops, dropsOK = d, true
+		}
+	}
+	return b.n, drops, dropsOK, nil
+}
+
+// write sends every datagram (each non-empty), in order, on a connected
+// socket.
+func (b *batch) write(datagrams [][]byte) error {
+	b.grow(len(datagrams))
+	for i, d := range datagrams {
+		b.iovs[i].Base = &d[0]
+		b.iovs[i].SetLen(len(d))
+		h := &b.hdrs[i].Hdr
+		*h = unix.Msghdr{Iov: &b.iovs[i]}
+		h.SetIovlen(1)
+	}
+	for b.off = 0; b.off < len(datagrams); b.off += b.n {
+		b.count = len(datagrams) - b.off
+		if err := b.rc.Write(b.send); err != nil {
+			return err
+		}
+		if b.errno != 0 {
+			return os.NewSyscallError("sendmmsg", b.errno)
+		}
+	}
+	return nil
+}
+
+// addrPort converts a sockaddr without allocating. The zone of a
+// link-local sender is left out: naming it would allocate a string.
+func addrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := func(p *uint16) uint16 { return binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(p))[:]) }
+	switch sa.Family {
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), port(&sa.Port))
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(&sa4.Port))
+	}
+	return netip.AddrPort{}
+}
