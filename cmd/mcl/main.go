@@ -78,7 +78,7 @@ bytes are fragmented.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see mcl %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd())
+	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd())
 	return root
 }
 

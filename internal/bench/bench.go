@@ -1,0 +1,284 @@
+// Package bench measures mcl against a baseline in one run: the same
+// multicast sockets and batch system calls (recvmmsg, sendmmsg) moving the
+// same bytes with no framing, no msgpack, no queue. The ratio of the two
+// says what mcl costs on top of the kernel. It runs wherever it is called:
+// the `mcl bench` command enters the sandbox network first.
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/sock"
+	"github.com/mcl-go/mcl/wire"
+)
+
+// Config says what to measure. Zero fields take Default's values.
+type Config struct {
+	Group        string        // multicast group (default mcl.DefaultGroup)
+	Port         int           // first port; each measurement uses its own
+	Duration     time.Duration // how long each throughput row publishes
+	Sizes        []int         // payload sizes for throughput rows
+	Fanouts      []int         // subscriber counts for throughput rows
+	LatencySizes []int         // payload sizes for ping-pong rows
+	Rounds       int           // round trips per latency row
+	// Progress, when set, is called before each measurement.
+	Progress func(done, total int, what string)
+}
+
+// Default is the configuration of `mcl bench`.
+var Default = Config{
+	Group:        mcl.DefaultGroup,
+	Port:         29000,
+	Duration:     time.Second,
+	Sizes:        []int{64, 1 << 10, 16 << 10, 60 << 10, 1 << 20},
+	Fanouts:      []int{1, 4},
+	LatencySizes: []int{64, 16 << 10},
+	Rounds:       2000,
+}
+
+// Result is one measurement of one implementation.
+type Result struct {
+	Messages   uint64  `json:"messages"`     // messages received (summed over subscribers)
+	Sent       uint64  `json:"sent"`         // messages published
+	MsgsPerSec float64 `json:"msgs_per_sec"` // received messages per second, per subscriber
+	MBPerSec   float64 `json:"mb_per_sec"`   // received payload MB (10^6 bytes) per second, per subscriber
+	Loss       float64 `json:"loss"`         // fraction of published messages a subscriber missed
+
+	P50  time.Duration `json:"p50_ns,omitempty"` // round-trip latency percentiles
+	P99  time.Duration `json:"p99_ns,omitempty"`
+	P999 time.Duration `json:"p999_ns,omitempty"`
+	Max  time.Duration `json:"max_ns,omitempty"`
+}
+
+// Row pairs mcl with the baseline for one workload.
+type Row struct {
+	Kind        string  `json:"kind"` // "throughput" or "latency"
+	Size        int     `json:"size"`
+	Subscribers int     `json:"subscribers"`
+	MCL         Result  `json:"mcl"`
+	Baseline    Result  `json:"baseline"`
+	Ratio       float64 `json:"ratio"` // mcl/baseline: messages/s for throughput, p50 for latency
+	RatioP99    float64 `json:"ratio_p99,omitempty"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Rows []Row `json:"rows"`
+}
+
+// Run measures every row of cfg.
+func Run(cfg Config) (*Report, error) {
+	cfg = withDefaults(cfg)
+	total := 2 * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
+	done := 0
+	step := func(what string) {
+		if cfg.Progress != nil {
+			cfg.Progress(done, total, what)
+		}
+		done++
+	}
+	port := cfg.Port
+	nextConn := func() (*mcl.Connection, error) {
+		port++
+		return mcl.NewConnection(cfg.Group, mcl.Port(port))
+	}
+	rep := &Report{}
+	for _, subs := range cfg.Fanouts {
+		for _, size := range cfg.Sizes {
+			row := Row{Kind: "throughput", Size: size, Subscribers: subs}
+			for _, impl := range []struct {
+				name string
+				fn   func(*mcl.Connection, int, int, time.Duration) (Result, error)
+				out  *Result
+			}{{"mcl", throughputMCL, &row.MCL}, {"baseline", throughputBaseline, &row.Baseline}} {
+				step(fmt.Sprintf("throughput %s x%d %s", sizeName(size), subs, impl.name))
+				c, err := nextConn()
+				if err != nil {
+					return nil, err
+				}
+				if *impl.out, err = impl.fn(c, size, subs, cfg.Duration); err != nil {
+					return nil, fmt.Errorf("%s throughput, %s: %w", impl.name, sizeName(size), err)
+				}
+			}
+			row.Ratio = ratio(row.MCL.MsgsPerSec, row.Baseline.MsgsPerSec)
+			rep.Rows = append(rep.Rows, row)
+		}
+	}
+	for _, size := range cfg.LatencySizes {
+		row := Row{Kind: "latency", Size: size, Subscribers: 1}
+		for _, impl := range []struct {
+			name string
+			fn   func(ping, pong *mcl.Connection, size, rounds int) (Result, error)
+			out  *Result
+		}{{"mcl", latencyMCL, &row.MCL}, {"baseline", latencyBaseline, &row.Baseline}} {
+			step(fmt.Sprintf("latency %s %s", sizeName(size), impl.name))
+			ping, err := nextConn()
+			if err != nil {
+				return nil, err
+			}
+			pong, err := nextConn()
+			if err != nil {
+				return nil, err
+			}
+			if *impl.out, err = impl.fn(ping, pong, size, cfg.Rounds); err != nil {
+				return nil, fmt.Errorf("%s latency, %s: %w", impl.name, sizeName(size), err)
+			}
+		}
+		row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
+		row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
+		rep.Rows = append(rep.Rows, row)
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(total, total, "done")
+	}
+	return rep, nil
+}
+
+func withDefaults(c Config) Config {
+	d := Default
+	c.Group = cmp.Or(c.Group, d.Group)
+	c.Port = cmp.Or(c.Port, d.Port)
+	c.Duration = cmp.Or(c.Duration, d.Duration)
+	c.Rounds = cmp.Or(c.Rounds, d.Rounds)
+	if c.Sizes == nil {
+		c.Sizes = d.Sizes
+	}
+	if c.Fanouts == nil {
+		c.Fanouts = d.Fanouts
+	}
+	if c.LatencySizes == nil {
+		c.LatencySizes = d.LatencySizes
+	}
+	return c
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// payload returns a msgpack bin value of exactly size bytes in all, so
+// mcl and the baseline move the same number of payload bytes.
+func payload(size int) []byte {
+	var b []byte
+	switch n := size - 2; {
+	case n < 256:
+		b = []byte{0xc4, byte(n)}
+	case size-3 < 1<<16:
+		n = size - 3
+		b = []byte{0xc5, byte(n >> 8), byte(n)}
+	default:
+		n = size - 5
+		b = []byte{0xc6, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	for len(b) < size {
+		b = append(b, byte(len(b)))
+	}
+	return b
+}
+
+// counter counts what one subscriber received.
+type counter struct {
+	msgs, bytes atomic.Uint64
+	last        atomic.Int64 // unix nanoseconds of the last message
+}
+
+func (c *counter) add(n int) {
+	c.msgs.Add(1)
+	c.bytes.Add(uint64(n))
+	c.last.Store(time.Now().UnixNano())
+}
+
+// settle waits until the counters stop moving or reach want, so that
+// datagrams still in socket buffers when publishing ends are counted.
+func settle(cs []*counter, want uint64) {
+	quiet := 0
+	prev := uint64(0)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		sum := uint64(0)
+		for _, c := range cs {
+			sum += c.msgs.Load()
+		}
+		if sum >= want {
+			return
+		}
+		if sum == prev {
+			if quiet++; quiet >= 20 {
+				return
+			}
+		} else {
+			quiet = 0
+		}
+		prev = sum
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func summarize(cs []*counter, sent uint64, size int, start time.Time) Result {
+	r := Result{Sent: sent}
+	end := start
+	for _, c := range cs {
+		r.Messages += c.msgs.Load()
+		if t := time.Unix(0, c.last.Load()); t.After(end) {
+			end = t
+		}
+	}
+	secs := end.Sub(start).Seconds()
+	perSub := float64(r.Messages) / float64(len(cs))
+	if secs > 0 {
+		r.MsgsPerSec = perSub / secs
+		r.MBPerSec = perSub * float64(size) / secs / 1e6
+	}
+	if sent > 0 {
+		r.Loss = 1 - perSub/float64(sent)
+	}
+	return r
+}
+
+func percentiles(r *Result, rtts []time.Duration) {
+	slices.Sort(rtts)
+	at := func(q float64) time.Duration { return rtts[min(len(rtts)-1, int(q*float64(len(rtts))))] }
+	r.P50, r.P99, r.P999, r.Max = at(0.50), at(0.99), at(0.999), rtts[len(rtts)-1]
+	r.Messages, r.Sent = uint64(len(rtts)), uint64(len(rtts))
+}
+
+// sockConfig is what a baseline socket gets: the defaults mcl uses.
+func sockConfig(c *mcl.Connection) sock.Config {
+	return sock.Config{
+		Group:       c.Group(),
+		Hops:        mcl.DefaultHops,
+		Loopback:    true,
+		ReadBuffer:  mcl.DefaultReadBuffer,
+		WriteBuffer: 4 << 20,
+	}
+}
+
+// datagrams cuts a payload the way mcl fragments it, for the baseline:
+// pieces of wire.MTU bytes, one datagram each.
+func datagrams(p []byte) [][]byte {
+	var ds [][]byte
+	for len(p) > wire.MTU {
+		ds = append(ds, p[:wire.MTU])
+		p = p[wire.MTU:]
+	}
+	return append(ds, p)
+}
+
+

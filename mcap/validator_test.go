@@ -1,0 +1,178 @@
+package mcap
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// validatorDir holds the Node.js script that checks files with the reference
+// TypeScript implementation, @mcap/core. Its node_modules is not committed:
+// CI installs it with `npm ci --prefix mcap/testdata/validator`.
+const validatorDir = "testdata/validator"
+
+// validatorOutput is what validate.mjs prints.
+type validatorOutput struct {
+	Library          string            `json:"library"`
+	Profile          string            `json:"profile"`
+	Messages         int               `json:"messages"`
+	IndexedMessages  *int              `json:"indexedMessages"`
+	Channels         map[string]uint64 `json:"channels"`
+	ChannelCount     int               `json:"channelCount"`
+	Schemas          int               `json:"schemas"`
+	Metadata         int               `json:"metadata"`
+	Chunks           int               `json:"chunks"`
+	Compression      []string          `json:"compression"`
+	MessageStartTime string            `json:"messageStartTime"`
+	MessageEndTime   string            `json:"messageEndTime"`
+	OrderedSHA256    string            `json:"orderedSha256"`
+}
+
+func requireValidator(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(validatorDir, "node_modules", "@mcap", "core"))
+	}
+	if err != nil {
+		msg := fmt.Sprintf("MCAP validator unavailable (%v): run `npm ci --prefix mcap/testdata/validator`", err)
+		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return node
+}
+
+func runValidator(t *testing.T, node, path string) (validatorOutput, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(validatorDir, "validate.mjs"), path)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return validatorOutput{}, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	var out validatorOutput
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return out, fmt.Errorf("validator output %q: %v", stdout.String(), err)
+	}
+	return out, nil
+}
+
+// orderedDigest hashes messages as validate.mjs does.
+func orderedDigest(wr *written, msgs []Message) string {
+	h := sha256.New()
+	for _, m := range msgs {
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00", wr.channels[m.Channel].Topic, m.LogTime, m.PublishTime, m.Sequence)
+		h.Write(m.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func TestValidator(t *testing.T) {
+	node := requireValidator(t)
+	dir := t.TempDir()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			wr := writeSample(t, m.opts, 3000)
+			path := filepath.Join(dir, m.name+".mcap")
+			if err := os.WriteFile(path, wr.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runValidator(t, node, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("validator: %+v", out)
+			if out.Library != "mcl" || out.Profile != "" {
+				t.Errorf("header: %q %q", out.Library, out.Profile)
+			}
+			if out.Messages != len(wr.msgs) {
+				t.Errorf("validator saw %d messages, wrote %d", out.Messages, len(wr.msgs))
+			}
+			want := wr.topicCounts()
+			for topic, n := range want {
+				if n == 0 {
+					delete(want, topic) // the validator lists topics with messages
+				}
+			}
+			if len(out.Channels) != len(want) {
+				t.Errorf("validator topics %v, want %v", out.Channels, want)
+			}
+			for topic, n := range want {
+				if out.Channels[topic] != n {
+					t.Errorf("topic %s: validator %d, want %d", topic, out.Channels[topic], n)
+				}
+			}
+			if out.ChannelCount != len(wr.channels) || out.Schemas != len(wr.schemas) || out.Metadata != len(wr.metadata) {
+				t.Errorf("validator: %d channels, %d schemas, %d metadata; want %d, %d, %d",
+					out.ChannelCount, out.Schemas, out.Metadata, len(wr.channels), len(wr.schemas), len(wr.metadata))
+			}
+			if out.OrderedSHA256 != orderedDigest(wr, wr.msgs) {
+				t.Error("message contents differ from what was written")
+			}
+			if fmt.Sprint(wr.msgs[0].LogTime) != out.MessageStartTime || fmt.Sprint(wr.msgs[len(wr.msgs)-1].LogTime) != out.MessageEndTime {
+				t.Errorf("time range %s..%s", out.MessageStartTime, out.MessageEndTime)
+			}
+			if m.opts.Chunked {
+				if out.Chunks < 10 || out.IndexedMessages == nil || *out.IndexedMessages != len(wr.msgs) {
+					t.Errorf("chunks %d, indexed messages %v", out.Chunks, out.IndexedMessages)
+				}
+				if !slices.Equal(out.Compression, []string{m.opts.Compression}) {
+					t.Errorf("compression %v, want %q", out.Compression, m.opts.Compression)
+				}
+			} else if out.Chunks != 0 {
+				t.Errorf("unchunked file has %d chunks", out.Chunks)
+			}
+		})
+	}
+
+	// A recovered crash file is valid too.
+	t.Run("recovered", func(t *testing.T) {
+		wr := writeSample(t, modes[3].opts, 1000)
+		cut := wr.file[:len(wr.file)*2/3]
+		var out bytes.Buffer
+		res, err := Recover(&out, bytes.NewReader(cut), int64(len(cut)), modes[2].opts)
+		if err != nil || res.Damage == nil || res.Messages == 0 {
+			t.Fatalf("Recover = %+v, %v", res, err)
+		}
+		path := filepath.Join(dir, "recovered.mcap")
+		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		v, err := runValidator(t, node, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(v.Messages) != res.Messages || v.OrderedSHA256 != orderedDigest(wr, wr.msgs[:res.Messages]) {
+			t.Errorf("validator saw %d messages (digest %s), recovered %d", v.Messages, v.OrderedSHA256, res.Messages)
+		}
+	})
+
+	// And the validator is not a rubber stamp: a flipped byte fails it.
+	t.Run("rejects corruption", func(t *testing.T) {
+		wr := writeSample(t, modes[1].opts, 200)
+		bad := slices.Clone(wr.file)
+		bad[len(bad)/3] ^= 0x40
+		path := filepath.Join(dir, "bad.mcap")
+		if err := os.WriteFile(path, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runValidator(t, node, path)
+		if err == nil {
+			t.Fatalf("validator accepted a corrupt file: %+v", out)
+		}
+		t.Logf("validator rejected it: %v", err)
+	})
+}
