@@ -280,5 +280,3 @@ func datagrams(p []byte) [][]byte {
 	}
 	return append(ds, p)
 }
-
-
