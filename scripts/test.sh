@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs mcl's whole test suite: installs what the tests need (Debian's
-# python3-msgpack for the Python peer), then gofmt, go vet, the tests under
+# python3-msgpack for the Python peer, and the npm package @mcap/core that
+# checks the MCAP files the tests write), then gofmt, go vet, the tests under
 # the race detector inside a private network namespace, and a short fuzz of
-# every decoder. Network tests must not be skipped: MCL_REQUIRE_SANDBOX=1
-# and MCL_REQUIRE_PYTHON=1 turn a skip into a failure.
+# every decoder. Nothing may be skipped: MCL_REQUIRE_SANDBOX=1,
+# MCL_REQUIRE_PYTHON=1 and MCL_REQUIRE_NODE=1 turn a skip into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ fuzztime=${FUZZTIME:-10s}
 
 need=()
 /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
@@ -20,6 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 go mod download
+npm ci --silent --no-audit --no-fund --prefix mcap/testdata/validator
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change: $unformatted" >&2
@@ -27,10 +30,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1
+export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1 MCL_REQUIRE_NODE=1
 go test -race -count=1 ./...
 
-for target in wire:FuzzDecode wire:FuzzReassemble internal/msgjson:FuzzToJSON internal/msgjson:FuzzFromJSON; do
+for target in wire:FuzzDecode wire:FuzzReassemble internal/msgjson:FuzzToJSON internal/msgjson:FuzzFromJSON mcap:FuzzReader; do
 	pkg=${target%%:*} fn=${target##*:}
 	go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$fuzztime" "./$pkg"
 done

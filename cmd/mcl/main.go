@@ -78,7 +78,8 @@ bytes are fragmented.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see mcl %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd())
+	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(),
+		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd())
 	return root
 }
 

@@ -19,6 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childArgs) != "" {
+		runChildCommand()
+	}
 	if _, err := sandbox.Enter(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 	}

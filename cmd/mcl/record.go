@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/recording"
+)
+
+func newRecordCmd() *cobra.Command {
+	var (
+		groups   []string
+		g        groupFlags
+		out      string
+		opts     recording.Options
+		count    uint64
+		duration time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "record [--group G ...] [--topic T ...] -o DIR|FILE.mcap",
+		Short: "Record every received message to MCAP files",
+		Long: `record joins one or more groups and writes every message it receives to MCAP
+(the container format of ROS 2 and Foxglove): one channel per topic and
+sender, the payload's exact msgpack bytes (message encoding "msgpack"), the
+receive time as log time and an MCL Message's "timestamp" as publish time.
+The group and the sender are in each channel's metadata.
+
+What is written reaches the disk, as complete MCAP records, at least every
+--flush interval: if the recorder is killed (even with kill -9) the file
+holds everything up to the last flush, and mcl info, dump and replay read it.
+With -o DIR, files are named mcl-<UTC start time>-<sequence>.mcap and sort by
+time; --split-size and --split-duration start new files. On a terminal a
+progress line shows messages, bytes, rate and drops. Ctrl-C, --count or
+--duration end the recording; a write error (a full disk) ends it with an
+error, and the files finished before it stay intact.`,
+		Example: `  mcl record -o logs/
+  mcl record --group ff15::c73d:cf41:ea8e:b0a0 --group 239.192.0.1 -o logs/ --split-size 1073741824
+  mcl record --topic gps --topic imu -o trial.mcap --duration 10m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("-o is required: a directory, or a file name ending in .mcap")
+			}
+			if len(groups) == 0 {
+				groups = []string{mcl.DefaultGroup}
+			}
+			var conns []*mcl.Connection
+			for _, grp := range groups {
+				g.group = grp
+				conn, err := g.connection()
+				if err != nil {
+					return err
+				}
+				conns = append(conns, conn)
+			}
+			rec, err := recording.Create(out, opts)
+			if err != nil {
+				return usage(err)
+			}
+			failed := make(chan error, 1)
+			done := make(chan struct{})
+			var subs []*mcl.Subscriber
+			closeAll := func() {
+				for _, s := range subs {
+					s.Close()
+				}
+			}
+			var stopOnce sync.Once
+			for _, conn := range conns {
+				group := conn.Group()
+				s, err := mcl.Subscribe(conn, func(m *mcl.Message) {
+					if err := rec.Write(group, m); err != nil {
+						select {
+						case failed <- err:
+						default:
+						}
+						return
+					}
+					if count > 0 && rec.Stats().Messages >= count {
+						stopOnce.Do(func() { close(done) })
+					}
+				}, mcl.Topics(g.topics...), mcl.QueueLimits(1<<16, 256<<20))
+				if err != nil {
+					closeAll()
+					rec.Close()
+					return err
+				}
+				subs = append(subs, s)
+			}
+			subscribed()
+			ctx := cmd.Context()
+			var end <-chan time.Time
+			if duration > 0 {
+				end = time.After(duration)
+			}
+			progress := newProgress(cmd.ErrOrStderr())
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			var runErr error
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					break loop
+				case <-end:
+					break loop
+				case <-done:
+					break loop
+				case runErr = <-failed:
+					break loop
+				case <-tick.C:
+					progress(rec.Stats(), dropped(subs))
+				}
+			}
+			closeAll()
+			if err := rec.Close(); runErr == nil {
+				runErr = err
+			}
+			st := rec.Stats()
+			progress(st, dropped(subs))
+			w := cmd.ErrOrStderr()
+			if f, ok := w.(*os.File); ok && isTerminal(f) {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "recorded %d messages, %d payload bytes, dropped %d\n", st.Messages, st.Bytes, dropped(subs))
+			for _, f := range rec.Files() {
+				fmt.Fprintln(w, "file", f)
+			}
+			return runErr
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVarP(&groups, "group", "g", nil, "group to record; repeat for several (default "+mcl.DefaultGroup+")")
+	f.IntVarP(&g.port, "port", "p", mcl.DefaultPort, "UDP port of every group, 1024..65535")
+	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
+	f.IntVar(&g.rcvBuf, "rcvbuf", 8<<20, "socket receive buffer to request, in bytes")
+	g.usesRcv = true
+	f.StringArrayVarP(&g.topics, "topic", "t", nil, "record only this topic; repeat for several (default: all)")
+	f.StringVarP(&out, "output", "o", "", "directory for numbered files, or a file name ending in .mcap")
+	f.Int64Var(&opts.SplitSize, "split-size", 0, "start a new file after this many bytes, e.g. 1073741824 (needs a directory)")
+	f.DurationVar(&opts.SplitDuration, "split-duration", 0, "start a new file after this long, e.g. 10m (needs a directory)")
+	f.DurationVar(&opts.FlushInterval, "flush", recording.DefaultFlushInterval, "longest time before a message is safely on disk")
+	f.StringVar(&opts.Compression, "compression", "zstd", "chunk compression: zstd, lz4 or none")
+	f.Uint64Var(&count, "count", 0, "stop after this many messages (default: no limit)")
+	f.DurationVar(&duration, "duration", 0, "stop after this long, e.g. 1h (default: no limit)")
+	return c
+}
+
+func dropped(subs []*mcl.Subscriber) uint64 {
+	var n uint64
+	for _, s := range subs {
+		st := s.Stats()
+		n += st.Dropped + st.KernelDrops
+	}
+	return n
+}
+
+// newProgress returns a function that redraws one status line on w when w
+// is a terminal, and does nothing otherwise.
+func newProgress(w io.Writer) func(recording.Stats, uint64) {
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(f) {
+		return func(recording.Stats, uint64) {}
+	}
+	start := time.Now()
+	return func(st recording.Stats, drops uint64) {
+		secs := time.Since(start).Seconds()
+		fmt.Fprintf(w, "\r\033[Krecording: %d messages, %.1f MB, %.0f msg/s, dropped %d, files %d",
+			st.Messages, float64(st.Bytes)/1e6, float64(st.Messages)/secs, drops, st.Files)
+	}
+}
