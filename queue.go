@@ -18,12 +18,17 @@ type queue struct {
 	maxBytes int
 	overflow Overflow
 	dropped  uint64
-	spares   [][]byte      // payload buffers handed back by the consumer
+	spares   [][]byte      // small payload buffers handed back by the consumer
+	large    [][]byte      // large ones, for the receiver to give back to reassembly
 	ready    chan struct{} // holds a token while the queue may be non-empty
 }
 
-// maxSpares bounds the buffers kept for reuse beyond those in slots.
-const maxSpares = 16
+// maxSpares and maxLarge bound the buffers kept for reuse beyond those in
+// slots.
+const (
+	maxSpares = 16
+	maxLarge  = 4
+)
 
 func newQueue(messages, bytes int, o Overflow) *queue {
 	return &queue{
@@ -40,20 +45,11 @@ func newQueue(messages, bytes int, o Overflow) *queue {
 // new one, and counts the old one in dropped).
 func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.Time) bool {
 	q.mu.Lock()
-	if len(payload) > q.maxBytes {
-		q.dropped++
+	s := q.reserve(len(payload))
+	if s == nil {
 		q.mu.Unlock()
 		return false
 	}
-	for q.n == len(q.slots) || q.bytes+len(payload) > q.maxBytes {
-		if q.overflow == DropNewest {
-			q.dropped++
-			q.mu.Unlock()
-			return false
-		}
-		q.drop()
-	}
-	s := &q.slots[(q.head+q.n)%len(q.slots)]
 	s.Topic, s.Sender, s.Received = topic, from, at
 	if cap(s.Payload) < len(payload) && len(q.spares) > 0 {
 		last := len(q.spares) - 1
@@ -63,14 +59,69 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 		}
 	}
 	s.Payload = append(s.Payload[:0], payload...)
-	q.n++
-	q.bytes += len(payload)
 	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pushOwned queues payload itself, without copying: the queue owns it from
+// then on, unless pushOwned reports false (the message was dropped).
+func (q *queue) pushOwned(topic string, payload []byte, from netip.AddrPort, at time.Time) bool {
+	q.mu.Lock()
+	s := q.reserve(len(payload))
+	if s == nil {
+		q.mu.Unlock()
+		return false
+	}
+	if c := cap(s.Payload); c > 0 && c <= keepBuffer && len(q.spares) < maxSpares {
+		q.spares = append(q.spares, s.Payload[:0])
+	}
+	s.Topic, s.Sender, s.Received, s.Payload = topic, from, at, payload
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// reserve makes room for a message of n payload bytes, dropping as the
+// overflow policy says, and returns the slot to fill, already counted, or
+// nil when the new message is the one dropped. q.mu is held.
+func (q *queue) reserve(n int) *Message {
+	if n > q.maxBytes {
+		q.dropped++
+		return nil
+	}
+	for q.n == len(q.slots) || q.bytes+n > q.maxBytes {
+		if q.overflow == DropNewest {
+			q.dropped++
+			return nil
+		}
+		q.drop()
+	}
+	s := &q.slots[(q.head+q.n)%len(q.slots)]
+	q.n++
+	q.bytes += n
+	return s
+}
+
+func (q *queue) signal() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// takeLarge returns a large buffer the consumer is done with, or nil.
+func (q *queue) takeLarge() []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.large) == 0 {
+		return nil
+	}
+	last := len(q.large) - 1
+	b := q.large[last]
+	q.large[last] = nil
+	q.large = q.large[:last]
+	return b
 }
 
 // drop discards the oldest message; q.mu is held and q.n > 0.
@@ -92,8 +143,12 @@ func (q *queue) pop(m *Message) bool {
 		return false
 	}
 	s := &q.slots[q.head]
-	if c := cap(m.Payload); c > 0 && c <= keepBuffer && len(q.spares) < maxSpares {
+	switch c := cap(m.Payload); {
+	case c == 0:
+	case c <= keepBuffer && len(q.spares) < maxSpares:
 		q.spares = append(q.spares, m.Payload[:0])
+	case c > keepBuffer && len(q.large) < maxLarge:
+		q.large = append(q.large, m.Payload[:0])
 	}
 	*m = *s
 	*s = Message{}

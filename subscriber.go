@@ -200,15 +200,24 @@ func (s *Subscriber) handle(b []byte, from netip.AddrPort, now time.Time) {
 		s.stats.malformed.Add(1)
 		return
 	}
-	payload := f.Payload
-	if f.IsFragment() {
-		s.stats.fragments.Add(1)
-		payload, _ = s.reasm.Add(from, f, now)
-		if payload == nil {
-			return // stored, or dropped and counted by the reassembler
-		}
+	if !f.IsFragment() {
+		s.q.push(s.intern(topic), f.Payload, from, now)
+		return
 	}
-	s.q.push(s.intern(topic), payload, from, now)
+	s.stats.fragments.Add(1)
+	payload, _ := s.reasm.Add(from, f, now)
+	if payload == nil {
+		return // stored, or dropped and counted by the reassembler
+	}
+	// A reassembled payload is queued as it is, not copied: its buffer
+	// leaves the reassembler and comes back once the consumer is done.
+	s.reasm.Keep(payload)
+	if !s.q.pushOwned(s.intern(topic), payload, from, now) {
+		s.reasm.Recycle(payload)
+	}
+	for b := s.q.takeLarge(); b != nil; b = s.q.takeLarge() {
+		s.reasm.Recycle(b)
+	}
 }
 
 // intern returns topic as a string, allocating only for topics not seen

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -499,6 +500,36 @@ func swapBytes(a, b []byte) {
 		copy(b, t[:k])
 		a, b = a[k:], b[k:]
 	}
+}
+
+// Keep hands the buffer of the payload the last Add returned over to the
+// caller, to keep past the next Add: the Reassembler will not reuse it and
+// stops counting it against Limits.MaxPendingBytes. It lets a receiver
+// queue a reassembled payload without copying it. Call it before the next
+// Add.
+func (r *Reassembler) Keep(payload []byte) {
+	if cap(payload) == 0 {
+		return
+	}
+	for j, s := range r.spare {
+		if unsafe.SliceData(s) == unsafe.SliceData(payload) {
+			r.total -= cap(s)
+			r.takeSpare(j)
+			return
+		}
+	}
+}
+
+// Recycle gives the Reassembler a buffer it may reuse for later messages,
+// such as one that Keep handed out and the caller is done with. A buffer
+// that would take the held bytes over Limits.MaxPendingBytes is left to
+// the garbage collector. The caller must not use b afterwards.
+func (r *Reassembler) Recycle(b []byte) {
+	if cap(b) == 0 || r.total+cap(b) > r.lim.MaxPendingBytes {
+		return
+	}
+	r.total += cap(b)
+	r.keep(b)
 }
 
 // Expire drops the incomplete messages whose first fragment arrived more

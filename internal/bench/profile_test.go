@@ -8,16 +8,19 @@ import (
 	"github.com/mcl-go/mcl/sandbox"
 )
 
-// BenchmarkThroughput1KB is for profiling the mcl path:
+// BenchmarkThroughput1KB and 1MB are for profiling the mcl path:
 // go test -run=^$ -bench=Throughput1KB -cpuprofile cpu.out ./internal/bench
-func BenchmarkThroughput1KB(b *testing.B) {
+func BenchmarkThroughput1KB(b *testing.B) { benchmarkThroughput(b, 1<<10) }
+func BenchmarkThroughput1MB(b *testing.B) { benchmarkThroughput(b, 1<<20) }
+
+func benchmarkThroughput(b *testing.B, size int) {
 	sandbox.Require(b)
 	c, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(29999))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		r, err := throughputMCL(c, 1<<10, 1, time.Second)
+		r, err := throughputMCL(c, size, 1, time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}
