@@ -91,6 +91,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("record %d publish time %s, want %s", i, r.PublishTime, w.PublishTime)
 		}
 	}
+	validate(t, path)
 	n := 0
 	for r, err := range Read(path, Filter{Topics: []string{odd}, Start: t0.Add(time.Second + 300*time.Millisecond)}) {
 		if err != nil || r.Topic != odd || r.LogTime.Before(t0.Add(time.Second+300*time.Millisecond)) {
@@ -128,6 +129,7 @@ func TestSplitNames(t *testing.T) {
 	}
 	total := 0
 	for _, f := range files {
+		validate(t, f)
 		for _, err := range Read(f, Filter{}) {
 			if err != nil {
 				t.Fatal(err)
@@ -268,6 +270,23 @@ func BenchmarkReplayTiming(b *testing.B) {
 		b.ReportMetric(float64(dev[len(dev)/2].Microseconds()), "p50-µs")
 		b.ReportMetric(float64(dev[len(dev)*99/100].Microseconds()), "p99-µs")
 		b.ReportMetric(float64(dev[len(dev)-1].Microseconds()), "max-µs")
+	}
+}
+
+// validate checks a file with the independent reader @mcap/core, when its
+// npm packages are installed (CI installs them and sets MCL_REQUIRE_NODE).
+func validate(t *testing.T, file string) {
+	t.Helper()
+	dir := filepath.Join("..", "mcap", "testdata", "validator")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
+		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
+			t.Fatal("@mcap/core is not installed: run npm ci --prefix mcap/testdata/validator")
+		}
+		t.Log("skipping @mcap/core validation: run npm ci --prefix mcap/testdata/validator")
+		return
+	}
+	if out, err := exec.Command("node", filepath.Join(dir, "validate.mjs"), file).CombinedOutput(); err != nil {
+		t.Fatalf("@mcap/core rejects %s: %v\n%s", file, err, out)
 	}
 }
 

@@ -139,7 +139,7 @@ error, and the files finished before it stay intact.`,
 	f.StringArrayVarP(&groups, "group", "g", nil, "group to record; repeat for several (default "+mcl.DefaultGroup+")")
 	f.IntVarP(&g.port, "port", "p", mcl.DefaultPort, "UDP port of every group, 1024..65535")
 	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
-	f.IntVar(&g.rcvBuf, "rcvbuf", 8<<20, "socket receive buffer to request, in bytes")
+	f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
 	g.usesRcv = true
 	f.StringArrayVarP(&g.topics, "topic", "t", nil, "record only this topic; repeat for several (default: all)")
 	f.StringVarP(&out, "output", "o", "", "directory for numbered files, or a file name ending in .mcap")

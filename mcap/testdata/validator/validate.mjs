@@ -45,6 +45,7 @@ async function main() {
   const schemas = new Map();
   const streamKeys = [];
   const streamCounts = {};
+  const countsByChannel = new Map(); // a topic may have several channels (mcl: one per sender)
   const compressions = new Set();
   let header;
   let dataEnd;
@@ -68,6 +69,7 @@ async function main() {
         const channel = channels.get(record.channelId);
         streamKeys.push(messageKey(channel.topic, record));
         streamCounts[channel.topic] = (streamCounts[channel.topic] ?? 0) + 1;
+        countsByChannel.set(record.channelId, (countsByChannel.get(record.channelId) ?? 0) + 1);
         ordered.update(`${channel.topic}\0${record.logTime}\0${record.publishTime}\0${record.sequence}\0`);
         ordered.update(record.data);
         break;
@@ -129,8 +131,8 @@ async function main() {
   for (const [id, count] of stats.channelMessageCounts) {
     const channel = indexed.channelsById.get(id);
     check(channel !== undefined, `Statistics count for unknown channel ${id}`);
-    check(Number(count) === (streamCounts[channel.topic] ?? 0),
-      `Statistics count ${count} for ${channel.topic} != ${streamCounts[channel.topic] ?? 0}`);
+    check(Number(count) === (countsByChannel.get(id) ?? 0),
+      `Statistics count ${count} for channel ${id} (${channel.topic}) != ${countsByChannel.get(id) ?? 0}`);
   }
   let metadataIndexed = 0;
   for await (const _ of indexed.readMetadata()) {
