@@ -70,4 +70,3 @@ func BenchmarkReadMessages(b *testing.B) {
 		})
 	}
 }
-
