@@ -61,6 +61,18 @@ type lz4Compressor struct {
 func (c *lz4Compressor) compress(src []byte) ([]byte, error) {
 	c.buf.Reset()
 	c.w.Reset(&c.buf)
+	// Readers allocate a buffer of the frame's block size, so use the
+	// smallest block size that holds the whole chunk rather than always 4 MiB.
+	size := lz4.Block4Mb
+	for _, s := range []lz4.BlockSize{lz4.Block64Kb, lz4.Block256Kb, lz4.Block1Mb} {
+		if len(src) <= int(s) {
+			size = s
+			break
+		}
+	}
+	if err := c.w.Apply(lz4.BlockSizeOption(size)); err != nil {
+		return nil, err
+	}
 	if _, err := c.w.Write(src); err != nil {
 		return nil, err
 	}

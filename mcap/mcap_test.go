@@ -45,8 +45,9 @@ func (wr *written) topicCounts() map[string]uint64 {
 	return m
 }
 
-// writeSample writes a file with one schema, four channels (one with a
-// schema, three schemaless with metadata, msgpack or json, one never used),
+// writeSample writes a file with one schema, five channels (one with a
+// schema, the others schemaless msgpack with metadata, one never used, two
+// on the same topic),
 // n messages of varied sizes in nondecreasing log time, and two metadata
 // records.
 func writeSample(t testing.TB, opts WriterOptions, n int) *written {
@@ -67,6 +68,8 @@ func writeSample(t testing.TB, opts WriterOptions, n int) *written {
 		{Topic: "/imu", MessageEncoding: "msgpack", Metadata: map[string]string{"group": "239.0.0.1", "rate": "100"}},
 		{Topic: "/log", MessageEncoding: "msgpack", Metadata: map[string]string{"qos": "best-effort"}},
 		{Topic: "/unused", MessageEncoding: "msgpack", Metadata: map[string]string{}},
+		// mcl has one channel per topic and sender, so topics repeat.
+		{Topic: "/imu", MessageEncoding: "msgpack", Metadata: map[string]string{"group": "239.0.0.1", "sender": "b"}},
 	}
 	for _, c := range chans {
 		id, err := w.AddChannel(c.SchemaID, c.Topic, c.MessageEncoding, c.Metadata)
@@ -85,7 +88,7 @@ func writeSample(t testing.TB, opts WriterOptions, n int) *written {
 	rng := rand.New(rand.NewPCG(1, 2))
 	logTime := uint64(1_700_000_000_000_000_000)
 	for i := range n {
-		ch := uint16(1 + rng.IntN(3))
+		ch := []uint16{1, 2, 3, 5}[rng.IntN(4)]
 		data := make([]byte, rng.IntN(200))
 		for j := range data {
 			data[j] = byte(rng.IntN(4)) // compressible, not trivially so
@@ -323,7 +326,7 @@ func TestNoSummary(t *testing.T) {
 			}
 			var want []Message
 			for _, msg := range wr.msgs {
-				if msg.Channel == 2 && msg.LogTime >= wr.msgs[100].LogTime {
+				if wr.channels[msg.Channel].Topic == "/imu" && msg.LogTime >= wr.msgs[100].LogTime {
 					want = append(want, msg)
 				}
 			}
@@ -554,5 +557,76 @@ func TestRecoverCompleteFile(t *testing.T) {
 			}
 			checkMessages(t, got, wr.msgs, wr)
 		})
+	}
+}
+
+// With a summary, chunks that cannot match the filter are not decompressed:
+// damage inside them goes unnoticed by a filtered read (once the data section
+// CRC is disabled) but not by a full one.
+func TestChunkSkipping(t *testing.T) {
+	wr := writeSample(t, modes[2].opts, 2000)
+	file := slices.Clone(wr.file)
+	r := open(t, file)
+	var first, dataEnd int64
+	for off := r.dataStart; ; off = recordEnd(file, off) {
+		if file[off] == opChunk && first == 0 {
+			first = off
+		}
+		if file[off] == opDataEnd {
+			dataEnd = off
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(file[dataEnd+recordHeaderLen:], 0)
+	file[recordEnd(file, first)-5] ^= 0xFF // inside the compressed records
+	r = open(t, file)
+	if _, err := readAll(r, ReadOptions{}); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrCRC) {
+		t.Fatalf("full read of a damaged chunk: %v", err)
+	}
+	late := wr.msgs[1500].LogTime
+	got, err := readAll(r, ReadOptions{Start: late})
+	if err != nil {
+		t.Fatalf("time-filtered read touched the damaged first chunk: %v", err)
+	}
+	if len(got) == 0 || got[0].Message.LogTime < late {
+		t.Fatalf("filtered read returned %d messages", len(got))
+	}
+}
+
+func TestChunkSkippingByTopic(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, WriterOptions{Chunked: true, Compression: CompressionLZ4})
+	busy, _ := w.AddChannel(0, "/busy", "msgpack", nil)
+	rare, _ := w.AddChannel(0, "/rare", "msgpack", nil)
+	for i := range 10 {
+		_ = w.WriteMessage(Message{Channel: busy, LogTime: uint64(i), Data: []byte("busy busy busy")})
+	}
+	if err := w.Flush(); err != nil { // first chunk: /busy only
+		t.Fatal(err)
+	}
+	_ = w.WriteMessage(Message{Channel: rare, LogTime: 10, Data: []byte("rare")})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	r := open(t, file)
+	var first, dataEnd int64
+	for off := r.dataStart; ; off = recordEnd(file, off) {
+		if file[off] == opChunk && first == 0 {
+			first = off
+		}
+		if file[off] == opDataEnd {
+			dataEnd = off
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(file[dataEnd+recordHeaderLen:], 0)
+	file[recordEnd(file, first)-10] ^= 0xFF
+	got, err := readAll(open(t, file), ReadOptions{Topics: []string{"/rare"}})
+	if err != nil || len(got) != 1 || string(got[0].Message.Data) != "rare" {
+		t.Fatalf("topic-filtered read: %v, %v", got, err)
+	}
+	if _, err := readAll(open(t, file), ReadOptions{Topics: []string{"/busy"}}); err == nil {
+		t.Fatal("damage in the /busy chunk went unnoticed")
 	}
 }

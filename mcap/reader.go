@@ -19,9 +19,8 @@ type Reader struct {
 	size      int64
 	profile   string
 	library   string
-	dataStart int64  // offset of the first record after the Header
-	prefixCRC uint32 // CRC32 of the bytes before dataStart, to seed the data section CRC
-	hasFooter bool
+	dataStart int64    // offset of the first record after the Header
+	prefixCRC uint32   // CRC32 of the bytes before dataStart, to seed the data section CRC
 	summary   *summary // nil when the file has no summary section
 	maxAlloc  int64    // largest record or decompressed chunk held in memory
 }
@@ -148,7 +147,6 @@ func (r *Reader) loadSummary() error {
 		binary.LittleEndian.Uint64(tail[1:]) != footerLen {
 		return nil
 	}
-	r.hasFooter = true
 	d := decoder{b: tail[recordHeaderLen:]}
 	start, offsetStart, storedCRC := d.u64(), d.u64(), d.u32()
 	if start == 0 {

@@ -68,7 +68,7 @@ func TestTruncation(t *testing.T) {
 			if opts.Chunked {
 				opts.ChunkSize = 512 // many chunks, most ended by Flush
 			}
-			wr, flushes := flushedSample(t, opts, 120, 7)
+			wr, flushes := flushedSample(t, opts, 80, 6)
 			file := wr.file
 			full := open(t, file)
 			all, err := readAll(full, ReadOptions{})

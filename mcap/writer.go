@@ -171,7 +171,7 @@ func validMap(what string, m map[string]string) error {
 			return err
 		}
 	}
-	if stringMapLen(m) > math.MaxUint32 {
+	if uint64(stringMapLen(m)) > math.MaxUint32 {
 		return fmt.Errorf("mcap: %s too large", what)
 	}
 	return nil
