@@ -37,11 +37,11 @@ func TestAllocations(t *testing.T) {
 		t.Errorf("publish and receive of one datagram: %.2f allocations, want 0", n)
 	}
 	perSize := map[int]float64{}
-	for _, size := range []int{200_000, 1_000_000} {
+	for _, size := range []int{61_440, 200_000, 1_000_000} {
 		perSize[size] = testing.AllocsPerRun(50, roundTrip(bin(size)))
 	}
 	t.Logf("fragmented allocations per message: %v", perSize)
-	if perSize[200_000] != perSize[1_000_000] {
+	if perSize[61_440] != perSize[1_000_000] || perSize[200_000] != perSize[1_000_000] {
 		t.Errorf("allocations depend on the fragment count: %v", perSize)
 	}
 }

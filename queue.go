@@ -19,20 +19,25 @@ type queue struct {
 	overflow Overflow
 	dropped  uint64
 	spares   [][]byte      // small payload buffers handed back by the consumer
-	large    [][]byte      // large ones, for the receiver to give back to reassembly
+	large    [][]byte      // reassembly buffers, for the receiver to give back
+	largeCap int           // their capacity in bytes
+	owned    []bool        // by slot: its payload buffer came from reassembly
+	lent     bool          // the consumer's payload buffer came from reassembly
 	ready    chan struct{} // holds a token while the queue may be non-empty
 }
 
 // maxSpares and maxLarge bound the buffers kept for reuse beyond those in
-// slots.
+// slots: large ones by bytes, enough to cycle every buffer of a queue of
+// megabyte messages back to reassembly.
 const (
 	maxSpares = 16
-	maxLarge  = 4
+	maxLarge  = 32 << 20
 )
 
 func newQueue(messages, bytes int, o Overflow) *queue {
 	return &queue{
 		slots:    make([]Message, messages),
+		owned:    make([]bool, messages),
 		maxBytes: bytes,
 		overflow: o,
 		ready:    make(chan struct{}, 1),
@@ -59,10 +64,14 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 		}
 	}
 	s.Payload = append(s.Payload[:0], payload...)
+	q.owned[q.index(s)] = false
 	q.mu.Unlock()
 	q.signal()
 	return true
 }
+
+// index returns the position of slot s in q.slots.
+func (q *queue) index(s *Message) int { return (q.head + q.n - 1) % len(q.slots) }
 
 // pushOwned queues payload itself, without copying: the queue owns it from
 // then on, unless pushOwned reports false (the message was dropped).
@@ -77,6 +86,7 @@ func (q *queue) pushOwned(topic string, payload []byte, from netip.AddrPort, at 
 		q.spares = append(q.spares, s.Payload[:0])
 	}
 	s.Topic, s.Sender, s.Received, s.Payload = topic, from, at, payload
+	q.owned[q.index(s)] = true
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -121,6 +131,7 @@ func (q *queue) takeLarge() []byte {
 	b := q.large[last]
 	q.large[last] = nil
 	q.large = q.large[:last]
+	q.largeCap -= cap(b)
 	return b
 }
 
@@ -143,13 +154,19 @@ func (q *queue) pop(m *Message) bool {
 		return false
 	}
 	s := &q.slots[q.head]
+	// The consumer's previous buffer goes back where it came from: to
+	// reassembly, or to the spares that queued copies are made into.
 	switch c := cap(m.Payload); {
 	case c == 0:
+	case q.lent:
+		if q.largeCap+c <= maxLarge {
+			q.large = append(q.large, m.Payload[:0])
+			q.largeCap += c
+		}
 	case c <= keepBuffer && len(q.spares) < maxSpares:
 		q.spares = append(q.spares, m.Payload[:0])
-	case c > keepBuffer && len(q.large) < maxLarge:
-		q.large = append(q.large, m.Payload[:0])
 	}
+	q.lent = q.owned[q.head]
 	*m = *s
 	*s = Message{}
 	q.bytes -= len(m.Payload)

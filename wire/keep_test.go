@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -11,12 +12,18 @@ import (
 // Recycle, as a subscriber does: the payload kept survives later messages,
 // and in steady state nothing is allocated.
 func TestKeepRecycle(t *testing.T) {
+	for _, size := range []int{1 << 20, 60 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testKeepRecycle(t, size) })
+	}
+}
+
+func testKeepRecycle(t *testing.T, size int) {
 	r := NewReassembler(Limits{})
 	src := netip.MustParseAddrPort("[fd00::1]:1000")
 	now := time.Unix(1, 0)
 	frames := map[byte][][]byte{}
 	for _, fill := range []byte{1, 2, 3} {
-		p := append([]byte{0xc6, 0x00, 0x10, 0x00, 0x00}, bytes.Repeat([]byte{fill}, 1<<20)...)
+		p := append([]byte{0xc6, byte(size >> 24), byte(size >> 16), byte(size >> 8), byte(size)}, bytes.Repeat([]byte{fill}, size)...)
 		n := FragmentCount(len(p))
 		for i := 1; i <= n; i++ {
 			frames[fill] = append(frames[fill], AppendFragment(nil, "t", i, n, Piece(p, i)))

@@ -24,8 +24,10 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench re-runs itself in a private network namespace (as mcl demo does) and
 measures, in one run, mcl and a baseline: the same multicast sockets and batch
 system calls (recvmmsg, sendmmsg) moving the same bytes with no framing, no
-msgpack and no queue. Throughput rows publish flat out for --duration to one
-and to four subscribers; latency rows time --rounds ping-pong round trips.
+msgpack and no queue. Throughput rows publish for --duration to one and to
+four subscribers as fast as they keep up: at most 2 MB of messages in flight,
+half the receive buffer mcl requests, so the rows show the rate a receiver
+sustains without loss. Latency rows time --rounds ping-pong round trips.
 Every row gives messages/s, MB/s (10^6 bytes, per subscriber), loss and the
 ratio mcl/baseline (messages/s for throughput; p50 and p99 for latency).
 The machine is shared and noisy: compare ratios, not absolute numbers.`,

@@ -10,8 +10,9 @@ import (
 
 // BenchmarkThroughput1KB and 1MB are for profiling the mcl path:
 // go test -run=^$ -bench=Throughput1KB -cpuprofile cpu.out ./internal/bench
-func BenchmarkThroughput1KB(b *testing.B) { benchmarkThroughput(b, 1<<10) }
-func BenchmarkThroughput1MB(b *testing.B) { benchmarkThroughput(b, 1<<20) }
+func BenchmarkThroughput1KB(b *testing.B)  { benchmarkThroughput(b, 1<<10) }
+func BenchmarkThroughput1MB(b *testing.B)  { benchmarkThroughput(b, 1<<20) }
+func BenchmarkThroughput60KB(b *testing.B) { benchmarkThroughput(b, 60<<10) }
 
 func benchmarkThroughput(b *testing.B, size int) {
 	sandbox.Require(b)

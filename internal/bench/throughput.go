@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -11,22 +12,56 @@ import (
 	"github.com/mcl-go/mcl/wire"
 )
 
-// publishFor calls publish as fast as it can for d and returns how many
-// times it did, reading the clock every few calls for small messages.
-func publishFor(d time.Duration, size int, publish func() error) (uint64, time.Time, error) {
-	every := max(1, 64*1024/size)
+// window is how many bytes of messages a throughput row lets be in flight
+// (published, not yet received by every subscriber): half the receive
+// buffer mcl requests, so a receiver that keeps up never overflows it. The
+// rows measure the rate a receiver sustains without loss, not how fast a
+// sender can overrun it.
+const window = 2 << 20
+
+// publishFor calls publish as fast as the window allows for d and returns
+// how many times it did. received reports the fewest messages any
+// subscriber has had.
+func publishFor(d time.Duration, size int, received func() uint64, publish func() error) (uint64, time.Time, error) {
+	inFlight := int64(max(1, window/size))
 	start := time.Now()
 	end := start.Add(d)
 	var sent uint64
-	for time.Now().Before(end) {
-		for range every {
-			if err := publish(); err != nil {
-				return sent, start, err
-			}
-			sent++
+	var lost int64
+	for i := 0; ; i++ {
+		if i%64 == 0 && !time.Now().Before(end) {
+			return sent, start, nil
 		}
+		// A lost message never arrives: after a stall, count the oldest
+		// in flight as lost and go on.
+		var stalled time.Time
+		// Signed: a message counted lost may still arrive.
+		for int64(sent)-lost-int64(received()) >= inFlight {
+			switch {
+			case stalled.IsZero():
+				stalled = time.Now()
+			case time.Since(stalled) > 20*time.Millisecond:
+				lost++
+				stalled = time.Time{}
+			}
+			runtime.Gosched()
+		}
+		if err := publish(); err != nil {
+			return sent, start, err
+		}
+		sent++
 	}
-	return sent, start, nil
+}
+
+// fewest returns the count of the subscriber that has received least.
+func fewest(cs []*counter) func() uint64 {
+	return func() uint64 {
+		n := cs[0].msgs.Load()
+		for _, c := range cs[1:] {
+			n = min(n, c.msgs.Load())
+		}
+		return n
+	}
 }
 
 func throughputMCL(c *mcl.Connection, size, subs int, d time.Duration) (Result, error) {
@@ -46,7 +81,7 @@ func throughputMCL(c *mcl.Connection, size, subs int, d time.Duration) (Result, 
 	}
 	defer pub.Close()
 	p := payload(size)
-	sent, start, err := publishFor(d, size, func() error { return pub.PublishRaw("bench", p) })
+	sent, start, err := publishFor(d, size, fewest(cs), func() error { return pub.PublishRaw("bench", p) })
 	if err != nil {
 		return Result{}, err
 	}
@@ -87,7 +122,7 @@ func throughputBaseline(c *mcl.Connection, size, subs int, d time.Duration) (Res
 	if len(ds) == 1 {
 		send = func() error { return s.Write(ds[0]) }
 	}
-	sent, start, err := publishFor(d, size, send)
+	sent, start, err := publishFor(d, size, fewest(cs), send)
 	if err != nil {
 		return Result{}, err
 	}
