@@ -292,3 +292,42 @@ func validate(t *testing.T, file string) {
 
 var _ = fmt.Sprint
 var _ = mcap.CompressionNone
+
+// TestReplayNoDrift stalls the publisher on one message: the message after
+// it goes out late, at once, and the one after that on its own schedule, so
+// the stall does not shift the rest of the replay.
+func TestReplayNoDrift(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drift.mcap")
+	rec, err := Create(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		rec.Write(group, msg("t", []byte{byte(i)}, t0.Add(time.Duration(i)*100*time.Millisecond)))
+	}
+	rec.Close()
+	var dues, sents []time.Time
+	st, err := Replay(t.Context(), []string{path}, ReplayOptions{Speed: 1, OnSend: func(due, sent time.Time) {
+		dues, sents = append(dues, due), append(sents, sent)
+	}}, func(r Record) error {
+		if r.Payload[0] == 1 {
+			time.Sleep(250 * time.Millisecond) // a stalled publisher
+		}
+		return nil
+	})
+	if err != nil || st.Messages != 4 {
+		t.Fatalf("replayed %d: %v", st.Messages, err)
+	}
+	start := dues[0]
+	for i, due := range dues {
+		if want := start.Add(time.Duration(i) * 100 * time.Millisecond); !due.Equal(want) {
+			t.Errorf("message %d due at +%s, want +%s: the schedule moved", i, due.Sub(start), want.Sub(start))
+		}
+	}
+	if late := sents[2].Sub(dues[2]); late < 100*time.Millisecond {
+		t.Errorf("message 2 was %s late; the stall should have delayed it", late)
+	}
+	if st.Late < 1 || st.MaxLate < 100*time.Millisecond {
+		t.Errorf("stats %+v: the late message is not counted", st)
+	}
+}
