@@ -2,72 +2,24 @@ package mcap
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
+
+	"github.com/mcl-go/mcl/internal/mcapcheck"
 )
 
-// validatorDir holds the Node.js script that checks files with the reference
-// TypeScript implementation, @mcap/core. Its node_modules is not committed:
-// CI installs it with `npm ci --prefix mcap/testdata/validator`.
-const validatorDir = "testdata/validator"
-
 // validatorOutput is what validate.mjs prints.
-type validatorOutput struct {
-	Library          string            `json:"library"`
-	Profile          string            `json:"profile"`
-	Messages         int               `json:"messages"`
-	IndexedMessages  *int              `json:"indexedMessages"`
-	Channels         map[string]uint64 `json:"channels"`
-	ChannelCount     int               `json:"channelCount"`
-	Schemas          int               `json:"schemas"`
-	Metadata         int               `json:"metadata"`
-	Chunks           int               `json:"chunks"`
-	Compression      []string          `json:"compression"`
-	MessageStartTime string            `json:"messageStartTime"`
-	MessageEndTime   string            `json:"messageEndTime"`
-	OrderedSHA256    string            `json:"orderedSha256"`
-}
+type validatorOutput = mcapcheck.Output
 
-func requireValidator(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(validatorDir, "node_modules", "@mcap", "core"))
-	}
-	if err != nil {
-		msg := fmt.Sprintf("MCAP validator unavailable (%v): run `npm ci --prefix mcap/testdata/validator`", err)
-		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return node
-}
+func requireValidator(t *testing.T) string { return mcapcheck.Require(t) }
 
-func runValidator(t *testing.T, node, path string) (validatorOutput, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(validatorDir, "validate.mjs"), path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return validatorOutput{}, fmt.Errorf("%v: %s", err, stderr.String())
-	}
-	var out validatorOutput
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return out, fmt.Errorf("validator output %q: %v", stdout.String(), err)
-	}
-	return out, nil
+func runValidator(t *testing.T, _, path string) (validatorOutput, error) {
+	return mcapcheck.Run(t, path)
 }
 
 // orderedDigest hashes messages as validate.mjs does.

@@ -3,7 +3,6 @@ package recording
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -16,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mcl-go/mcl"
-	"github.com/mcl-go/mcl/mcap"
+	"github.com/mcl-go/mcl/internal/mcapcheck"
 )
 
 var (
@@ -91,7 +90,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("record %d publish time %s, want %s", i, r.PublishTime, w.PublishTime)
 		}
 	}
-	validate(t, path)
+	mcapcheck.Validate(t, path)
 	n := 0
 	for r, err := range Read(path, Filter{Topics: []string{odd}, Start: t0.Add(time.Second + 300*time.Millisecond)}) {
 		if err != nil || r.Topic != odd || r.LogTime.Before(t0.Add(time.Second+300*time.Millisecond)) {
@@ -129,7 +128,7 @@ func TestSplitNames(t *testing.T) {
 	}
 	total := 0
 	for _, f := range files {
-		validate(t, f)
+		mcapcheck.Validate(t, f)
 		for _, err := range Read(f, Filter{}) {
 			if err != nil {
 				t.Fatal(err)
@@ -272,26 +271,6 @@ func BenchmarkReplayTiming(b *testing.B) {
 		b.ReportMetric(float64(dev[len(dev)-1].Microseconds()), "max-µs")
 	}
 }
-
-// validate checks a file with the independent reader @mcap/core, when its
-// npm packages are installed (CI installs them and sets MCL_REQUIRE_NODE).
-func validate(t *testing.T, file string) {
-	t.Helper()
-	dir := filepath.Join("..", "mcap", "testdata", "validator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
-			t.Fatal("@mcap/core is not installed: run npm ci --prefix mcap/testdata/validator")
-		}
-		t.Log("skipping @mcap/core validation: run npm ci --prefix mcap/testdata/validator")
-		return
-	}
-	if out, err := exec.Command("node", filepath.Join(dir, "validate.mjs"), file).CombinedOutput(); err != nil {
-		t.Fatalf("@mcap/core rejects %s: %v\n%s", file, err, out)
-	}
-}
-
-var _ = fmt.Sprint
-var _ = mcap.CompressionNone
 
 // TestReplayNoDrift stalls the publisher on one message: the message after
 // it goes out late, at once, and the one after that on its own schedule, so

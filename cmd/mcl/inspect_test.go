@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/mcapcheck"
 	"github.com/mcl-go/mcl/internal/msgjson"
 	"github.com/mcl-go/mcl/mcap"
 	"github.com/mcl-go/mcl/recording"
@@ -675,41 +675,10 @@ func inspReadMCAP(t *testing.T, path string) []mcap.MessageView {
 	return out
 }
 
-// inspValidate checks a file with the reference TypeScript reader, as
-// mcap/validator_test.go does; skipped without node_modules unless
-// MCL_REQUIRE_NODE=1.
+// inspValidate checks a file with the reference TypeScript reader.
 func inspValidate(t *testing.T, path string, messages int) {
 	t.Helper()
-	dir := filepath.Join("..", "..", "mcap", "testdata", "validator")
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "@mcap", "core"))
-	}
-	if err != nil {
-		msg := fmt.Sprintf("MCAP validator unavailable (%v): run `npm ci --prefix mcap/testdata/validator`", err)
-		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "validate.mjs"), path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("validator: %v: %s", err, stderr.String())
-	}
-	var v struct {
-		Library     string   `json:"library"`
-		Messages    int      `json:"messages"`
-		Chunks      int      `json:"chunks"`
-		Compression []string `json:"compression"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
-		t.Fatalf("validator output %q: %v", stdout.String(), err)
-	}
-	t.Logf("validator: %s", stdout.String())
+	v := mcapcheck.Validate(t, path)
 	if v.Library != "mcl" || v.Messages != messages || v.Chunks == 0 || !slices.Equal(v.Compression, []string{"zstd"}) {
 		t.Errorf("validator: %+v", v)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/mcapcheck"
 	"github.com/mcl-go/mcl/recording"
 	"github.com/mcl-go/mcl/sandbox"
 )
@@ -109,7 +110,7 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 			t.Fatalf("replay delivered %d of %d messages", i, len(ps))
 		}
 	}
-	validateMCAP(t, file)
+	mcapcheck.Validate(t, file)
 }
 
 // TestRecordKill9 kills a recorder with SIGKILL and reads what it left.
@@ -195,79 +196,4 @@ func count(t *testing.T, file string) int {
 		n++
 	}
 	return n
-}
-
-// validateMCAP checks file with the independent reader @mcap/core, when
-// its npm packages are installed (CI installs them).
-func validateMCAP(t *testing.T, file string) {
-	t.Helper()
-	dir := filepath.Join("..", "..", "mcap", "testdata", "validator")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		if os.Getenv("MCL_REQUIRE_NODE") == "1" {
-			t.Fatalf("@mcap/core is not installed: run npm ci --prefix mcap/testdata/validator")
-		}
-		t.Logf("skipping @mcap/core validation: run npm ci --prefix mcap/testdata/validator")
-		return
-	}
-	out, err := exec.Command("node", filepath.Join(dir, "validate.mjs"), file).CombinedOutput()
-	if err != nil {
-		t.Fatalf("@mcap/core rejects %s: %v\n%s", file, err, out)
-	}
-}
-
-// TestRecordSeveralGroups records an IPv6 and an IPv4 group into one file
-// and finds each message with its own group.
-func TestRecordSeveralGroups(t *testing.T) {
-	sandbox.Require(t)
-	port := int(nextPort.Add(1))
-	file := filepath.Join(t.TempDir(), "groups.mcap")
-	groups := []string{mcl.DefaultGroup, "239.192.0.9"}
-	joined := make(chan struct{})
-	subscribed = func() { close(joined) }
-	defer func() { subscribed = func() {} }()
-	done := make(chan result, 1)
-	go func() {
-		done <- mcl_(context.Background(), "", "record", "--group", groups[0], "--group", groups[1],
-			"--port", strconv.Itoa(port), "-o", file, "--count", "4", "--duration", "30s")
-	}()
-	select {
-	case <-joined:
-	case r := <-done:
-		t.Fatalf("record exited early: %+v", r)
-	}
-	for _, g := range groups {
-		conn, err := mcl.NewConnection(g, mcl.Port(port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := mcl.NewPublisher(conn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			if err := pub.Publish("g", g); err != nil {
-				t.Fatal(err)
-			}
-		}
-		pub.Close()
-	}
-	if r := wait(t, done); r.code != 0 {
-		t.Fatalf("record: %+v", r)
-	}
-	seen := map[string]int{}
-	for rec, err := range recording.Read(file, recording.Filter{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		var payload string
-		m := mcl.Message{Payload: rec.Payload}
-		if err := m.Decode(&payload); err != nil || payload != rec.Group.Addr().String() {
-			t.Errorf("message %q recorded with group %s", payload, rec.Group)
-		}
-		seen[rec.Group.Addr().String()]++
-	}
-	if seen[groups[0]] != 2 || seen[groups[1]] != 2 {
-		t.Errorf("messages by group: %v", seen)
-	}
-	validateMCAP(t, file)
 }
