@@ -19,6 +19,11 @@ const (
 	// maxInterned bounds the topic strings a Subscriber keeps to avoid an
 	// allocation per message.
 	maxInterned = 1024
+	// lendMin is the smallest payload handed to the queue in its receive
+	// buffer rather than copied.
+	lendMin = 8 << 10
+	// maxPool bounds the spare receive buffers a Subscriber keeps.
+	maxPool = 4 * batchSize
 	// keepBuffer is the largest payload buffer a queue slot keeps for reuse;
 	// larger ones go back to the garbage collector after one message.
 	keepBuffer = 64 << 10

@@ -19,25 +19,31 @@ type queue struct {
 	overflow Overflow
 	dropped  uint64
 	spares   [][]byte      // small payload buffers handed back by the consumer
-	large    [][]byte      // reassembly buffers, for the receiver to give back
-	largeCap int           // their capacity in bytes
-	owned    []bool        // by slot: its payload buffer came from reassembly
-	lent     bool          // the consumer's payload buffer came from reassembly
+	side     []slotSide    // by slot
+	lent     []byte        // the receiver's buffer the consumer's payload lies in
+	returned [][]byte      // receiver's buffers the consumer is done with
+	retCap   int           // their capacity in bytes
 	ready    chan struct{} // holds a token while the queue may be non-empty
 }
 
-// maxSpares and maxLarge bound the buffers kept for reuse beyond those in
+// slotSide is what the queue knows of a slot's payload beyond the Message.
+type slotSide struct {
+	base   []byte // the receiver's buffer the payload lies in; nil for a copy
+	charge int    // bytes counted against maxBytes
+}
+
+// maxSpares and maxReturned bound the buffers kept for reuse beyond those in
 // slots: large ones by bytes, enough to cycle every buffer of a queue of
 // megabyte messages back to reassembly.
 const (
-	maxSpares = 16
-	maxLarge  = 32 << 20
+	maxSpares   = 16
+	maxReturned = 32 << 20
 )
 
 func newQueue(messages, bytes int, o Overflow) *queue {
 	return &queue{
 		slots:    make([]Message, messages),
-		owned:    make([]bool, messages),
+		side:     make([]slotSide, messages),
 		maxBytes: bytes,
 		overflow: o,
 		ready:    make(chan struct{}, 1),
@@ -64,20 +70,23 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 		}
 	}
 	s.Payload = append(s.Payload[:0], payload...)
-	q.owned[q.index(s)] = false
+	q.side[q.index()] = slotSide{charge: len(payload)}
 	q.mu.Unlock()
 	q.signal()
 	return true
 }
 
-// index returns the position of slot s in q.slots.
-func (q *queue) index(s *Message) int { return (q.head + q.n - 1) % len(q.slots) }
+// index returns the position of the slot reserve returned last.
+func (q *queue) index() int { return (q.head + q.n - 1) % len(q.slots) }
 
-// pushOwned queues payload itself, without copying: the queue owns it from
-// then on, unless pushOwned reports false (the message was dropped).
-func (q *queue) pushOwned(topic string, payload []byte, from netip.AddrPort, at time.Time) bool {
+// pushLent queues payload without copying it: it lies in base, a buffer of
+// the receiver's, which the queue holds (counting cap(base) against its
+// byte bound) until the consumer is done with it, then hands back through
+// takeReturned. When pushLent reports false the message was dropped and
+// base stays the receiver's.
+func (q *queue) pushLent(topic string, payload, base []byte, from netip.AddrPort, at time.Time) bool {
 	q.mu.Lock()
-	s := q.reserve(len(payload))
+	s := q.reserve(cap(base))
 	if s == nil {
 		q.mu.Unlock()
 		return false
@@ -86,7 +95,7 @@ func (q *queue) pushOwned(topic string, payload []byte, from netip.AddrPort, at 
 		q.spares = append(q.spares, s.Payload[:0])
 	}
 	s.Topic, s.Sender, s.Received, s.Payload = topic, from, at, payload
-	q.owned[q.index(s)] = true
+	q.side[q.index()] = slotSide{base: base, charge: cap(base)}
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -120,25 +129,30 @@ func (q *queue) signal() {
 	}
 }
 
-// takeLarge returns a large buffer the consumer is done with, or nil.
-func (q *queue) takeLarge() []byte {
+// takeReturned returns a buffer of the receiver's that the consumer is
+// done with, or nil.
+func (q *queue) takeReturned() []byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.large) == 0 {
+	if len(q.returned) == 0 {
 		return nil
 	}
-	last := len(q.large) - 1
-	b := q.large[last]
-	q.large[last] = nil
-	q.large = q.large[:last]
-	q.largeCap -= cap(b)
+	last := len(q.returned) - 1
+	b := q.returned[last]
+	q.returned[last] = nil
+	q.returned = q.returned[:last]
+	q.retCap -= cap(b)
 	return b
 }
 
 // drop discards the oldest message; q.mu is held and q.n > 0.
 func (q *queue) drop() {
-	s := &q.slots[q.head]
-	q.bytes -= len(s.Payload)
+	q.bytes -= q.side[q.head].charge
+	if q.side[q.head].base != nil {
+		// The slot keeps a lent payload as a copy buffer; the receiver
+		// has replaced it already.
+		q.side[q.head] = slotSide{}
+	}
 	q.head = (q.head + 1) % len(q.slots)
 	q.n--
 	q.dropped++
@@ -154,22 +168,23 @@ func (q *queue) pop(m *Message) bool {
 		return false
 	}
 	s := &q.slots[q.head]
-	// The consumer's previous buffer goes back where it came from: to
-	// reassembly, or to the spares that queued copies are made into.
+	// The consumer's previous buffer goes back where it came from: to the
+	// receiver, or to the spares that queued copies are made into.
 	switch c := cap(m.Payload); {
-	case c == 0:
-	case q.lent:
-		if q.largeCap+c <= maxLarge {
-			q.large = append(q.large, m.Payload[:0])
-			q.largeCap += c
+	case q.lent != nil:
+		if q.retCap+cap(q.lent) <= maxReturned {
+			q.returned = append(q.returned, q.lent[:0])
+			q.retCap += cap(q.lent)
 		}
-	case c <= keepBuffer && len(q.spares) < maxSpares:
+	case c > 0 && c <= keepBuffer && len(q.spares) < maxSpares:
 		q.spares = append(q.spares, m.Payload[:0])
 	}
-	q.lent = q.owned[q.head]
+	side := q.side[q.head]
+	q.side[q.head] = slotSide{}
+	q.lent = side.base
 	*m = *s
 	*s = Message{}
-	q.bytes -= len(m.Payload)
+	q.bytes -= side.charge
 	q.head = (q.head + 1) % len(q.slots)
 	q.n--
 	return true

@@ -35,6 +35,7 @@ type Subscriber struct {
 	interned map[string]string   // topic strings, so delivery needn't allocate one
 
 	expireEvery time.Duration // how often waiting fragments are checked for expiry
+	pool        [][]byte      // receive buffers back from the queue, for refill
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message in pull mode
@@ -167,8 +168,11 @@ func (s *Subscriber) receive() {
 			}
 		}
 		for i := range ms[:n] {
-			s.handle(ms[i].Buf[:ms[i].N], ms[i].Addr, now)
+			if s.handle(ms[i].Buf, ms[i].Buf[:ms[i].N], ms[i].Addr, now) {
+				ms[i].Buf = nil
+			}
 		}
+		s.refill(ms)
 		s.stats.kernelDrops.Store(s.r.KernelDrops())
 		if pending, _ := s.reasm.Pending(); pending > 0 && (deadline.IsZero() || err != nil) {
 			deadline = now.Add(s.expireEvery)
@@ -180,43 +184,72 @@ func (s *Subscriber) receive() {
 	}
 }
 
-// handle filters, decodes and queues one datagram.
-func (s *Subscriber) handle(b []byte, from netip.AddrPort, now time.Time) {
+// handle filters, decodes and queues one datagram, read into buf. It
+// reports whether the queue took buf, which the caller must then replace.
+func (s *Subscriber) handle(buf, b []byte, from netip.AddrPort, now time.Time) (lent bool) {
 	s.stats.datagrams.Add(1)
 	s.stats.bytes.Add(uint64(len(b)))
 	topic, err := wire.Topic(b)
 	if err != nil {
 		s.stats.malformed.Add(1)
-		return
+		return false
 	}
 	if s.topics != nil {
 		if _, ok := s.topics[string(topic)]; !ok {
 			s.stats.filtered.Add(1)
-			return
+			return false
 		}
 	}
 	f, err := wire.Decode(b)
 	if err != nil {
 		s.stats.malformed.Add(1)
-		return
+		return false
 	}
 	if !f.IsFragment() {
-		s.q.push(s.intern(topic), f.Payload, from, now)
-		return
+		// A large payload stays in the receive buffer, which goes to the
+		// queue with it; copying is cheaper for small ones.
+		if len(f.Payload) < lendMin {
+			s.q.push(s.intern(topic), f.Payload, from, now)
+			return false
+		}
+		return s.q.pushLent(s.intern(topic), f.Payload, buf, from, now)
 	}
 	s.stats.fragments.Add(1)
 	payload, _ := s.reasm.Add(from, f, now)
 	if payload == nil {
-		return // stored, or dropped and counted by the reassembler
+		return false // stored, or dropped and counted by the reassembler
 	}
 	// A reassembled payload is queued as it is, not copied: its buffer
 	// leaves the reassembler and comes back once the consumer is done.
 	s.reasm.Keep(payload)
-	if !s.q.pushOwned(s.intern(topic), payload, from, now) {
+	if !s.q.pushLent(s.intern(topic), payload, payload, from, now) {
 		s.reasm.Recycle(payload)
 	}
-	for b := s.q.takeLarge(); b != nil; b = s.q.takeLarge() {
-		s.reasm.Recycle(b)
+	return false
+}
+
+// refill takes back the buffers the consumer is done with: receive
+// buffers replace those lent to the queue (or wait in s.pool), others go
+// back to reassembly.
+func (s *Subscriber) refill(ms []sock.Message) {
+	for b := s.q.takeReturned(); b != nil; b = s.q.takeReturned() {
+		switch {
+		case cap(b) != wire.MaxDatagram:
+			s.reasm.Recycle(b)
+		case len(s.pool) < maxPool:
+			s.pool = append(s.pool, b[:wire.MaxDatagram])
+		}
+	}
+	for i := range ms {
+		if ms[i].Buf != nil {
+			continue
+		}
+		if n := len(s.pool); n > 0 {
+			ms[i].Buf, s.pool[n-1] = s.pool[n-1], nil
+			s.pool = s.pool[:n-1]
+		} else {
+			ms[i].Buf = make([]byte, wire.MaxDatagram)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 func BenchmarkThroughput1KB(b *testing.B)  { benchmarkThroughput(b, 1<<10) }
 func BenchmarkThroughput1MB(b *testing.B)  { benchmarkThroughput(b, 1<<20) }
 func BenchmarkThroughput60KB(b *testing.B) { benchmarkThroughput(b, 60<<10) }
+func BenchmarkThroughput16KB(b *testing.B) { benchmarkThroughput(b, 16<<10) }
 
 func benchmarkThroughput(b *testing.B, size int) {
 	sandbox.Require(b)
