@@ -22,9 +22,10 @@ type Publisher struct {
 
 	mu     sync.Mutex // guards everything below and the socket's writes
 	closed bool
-	frame  []byte       // one encoded datagram, or all fragments back to back
-	ends   []int        // where each fragment ends in frame
-	frames [][]byte     // the fragments of one message, slices of frame
+	frame  []byte       // one encoded datagram, or the fragment headers back to back
+	ends   []int        // where each fragment header ends in frame
+	frames [][]byte     // the fragment headers of one message, slices of frame
+	pieces [][]byte     // the pieces of the payload they go with
 	enc    bytes.Buffer // Publish's msgpack encoding of a value
 	encr   *msgpack.Encoder
 
@@ -106,11 +107,15 @@ func (p *Publisher) send(topic string, payload []byte) error {
 		err = p.s.Write(p.frame)
 		p.count(err, 1, len(p.frame))
 	} else {
+		// Headers go into frame back to back; pieces are sent from the
+		// payload where they lie.
 		n := wire.FragmentCount(len(payload))
-		p.frame, p.ends = p.frame[:0], p.ends[:0]
+		p.frame, p.ends, p.pieces = p.frame[:0], p.ends[:0], p.pieces[:0]
 		for i := 1; i <= n; i++ {
-			p.frame = wire.AppendFragment(p.frame, topic, i, n, wire.Piece(payload, i))
+			piece := wire.Piece(payload, i)
+			p.frame = wire.AppendFragmentHeader(p.frame, topic, i, n, len(piece))
 			p.ends = append(p.ends, len(p.frame))
+			p.pieces = append(p.pieces, piece)
 		}
 		p.frames = p.frames[:0]
 		start := 0
@@ -118,8 +123,8 @@ func (p *Publisher) send(topic string, payload []byte) error {
 			p.frames = append(p.frames, p.frame[start:end:end])
 			start = end
 		}
-		err = p.s.WriteBatch(p.frames)
-		p.count(err, n, len(p.frame))
+		err = p.s.WriteGather(p.frames, p.pieces)
+		p.count(err, n, len(p.frame)+len(payload))
 	}
 	if err != nil {
 		return fmt.Errorf("mcl: publish on %s: %w", p.conn, err)

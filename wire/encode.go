@@ -42,18 +42,20 @@ func AppendStr(dst []byte, s []byte) []byte {
 // appendStr is AppendStr for strings too, so a string topic is appended
 // without being converted (and maybe copied) to []byte first.
 func appendStr[S string | []byte](dst []byte, s S) []byte {
-	n := len(s)
+	return append(appendStrHeader(dst, len(s)), s...)
+}
+
+// appendStrHeader appends the old-spec str header for n bytes.
+func appendStrHeader(dst []byte, n int) []byte {
 	switch {
 	case n <= 31:
-		dst = append(dst, 0xa0|byte(n))
+		return append(dst, 0xa0|byte(n))
 	case n <= math.MaxUint16:
-		dst = append(dst, 0xda, byte(n>>8), byte(n))
+		return append(dst, 0xda, byte(n>>8), byte(n))
 	case uint64(n) <= math.MaxUint32:
-		dst = append(dst, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	default:
-		panic("wire: string too long for msgpack")
+		return append(dst, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	return append(dst, s...)
+	panic("wire: string too long for msgpack")
 }
 
 // strHeaderLen is the length of the header appendStr writes for n bytes.
@@ -82,6 +84,14 @@ func AppendMessage(dst []byte, topic string, payload []byte) []byte {
 // It panics unless 1 <= n <= count: that is a bug in the caller, not bad
 // input from the network. It allocates only when dst lacks capacity.
 func AppendFragment(dst []byte, topic string, n, count int, piece []byte) []byte {
+	return append(AppendFragmentHeader(dst, topic, n, count, len(piece)), piece...)
+}
+
+// AppendFragmentHeader appends what AppendFragment writes before the
+// piece's bytes, for a piece of pieceLen bytes, so that a sender can send
+// the header and the piece from where they lie (scatter-gather) instead of
+// copying the piece. It panics as AppendFragment does.
+func AppendFragmentHeader(dst []byte, topic string, n, count, pieceLen int) []byte {
 	if n < 1 || n > count {
 		panic("wire: fragment number out of range")
 	}
@@ -89,7 +99,7 @@ func AppendFragment(dst []byte, topic string, n, count int, piece []byte) []byte
 	dst = appendStr(dst, topic)
 	dst = msgp.AppendUint(dst, uint(n))
 	dst = msgp.AppendUint(dst, uint(count))
-	return appendStr(dst, piece)
+	return appendStrHeader(dst, pieceLen)
 }
 
 // Fits reports whether the datagram [topic, payload] is at most MTU bytes,

@@ -46,7 +46,7 @@ func (b *batch) grow(n int) {
 		return
 	}
 	b.hdrs = make([]unix.Mmsghdr, n)
-	b.iovs = make([]unix.Iovec, n)
+	b.iovs = make([]unix.Iovec, 2*n)
 	b.names = make([]unix.RawSockaddrInet6, n)
 	b.oob = make([]byte, n*oobSize)
 }
@@ -113,19 +113,27 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 	return b.n, drops, dropsOK, nil
 }
 
-// write sends every datagram (each non-empty), in order, on a connected
-// socket.
-func (b *batch) write(datagrams [][]byte) error {
-	b.grow(len(datagrams))
-	for i, d := range datagrams {
-		b.iovs[i].Base = &d[0]
-		b.iovs[i].SetLen(len(d))
+// write sends datagram i as heads[i] followed by bodies[i] (bodies may be
+// nil; heads[i] must not be empty), in order, on a connected socket, each
+// part from where it lies.
+func (b *batch) write(heads, bodies [][]byte) error {
+	b.grow(len(heads))
+	for i, d := range heads {
+		iov := b.iovs[2*i : 2*i+2]
+		iov[0].Base = &d[0]
+		iov[0].SetLen(len(d))
+		n := 1
+		if bodies != nil && len(bodies[i]) > 0 {
+			iov[1].Base = &bodies[i][0]
+			iov[1].SetLen(len(bodies[i]))
+			n = 2
+		}
 		h := &b.hdrs[i].Hdr
-		*h = unix.Msghdr{Iov: &b.iovs[i]}
-		h.SetIovlen(1)
+		*h = unix.Msghdr{Iov: &iov[0]}
+		h.SetIovlen(n)
 	}
-	for b.off = 0; b.off < len(datagrams); b.off += b.n {
-		b.count = len(datagrams) - b.off
+	for b.off = 0; b.off < len(heads); b.off += b.n {
+		b.count = len(heads) - b.off
 		if err := b.rc.Write(b.send); err != nil {
 			return err
 		}

@@ -18,8 +18,13 @@ func (b *batch) read(ms []Message) (int, uint64, bool, error) {
 	return 1, 0, false, nil
 }
 
-func (b *batch) write(datagrams [][]byte) error {
-	for _, d := range datagrams {
+func (b *batch) write(heads, bodies [][]byte) error {
+	var d []byte
+	for i, h := range heads {
+		d = append(d[:0], h...)
+		if bodies != nil {
+			d = append(d, bodies[i]...)
+		}
 		if _, err := b.c.Write(d); err != nil {
 			return err
 		}

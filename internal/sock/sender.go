@@ -52,7 +52,14 @@ func (s *Sender) Write(b []byte) error {
 // WriteBatch sends the datagrams, none of them empty, in order, in as few
 // system calls as the platform allows.
 func (s *Sender) WriteBatch(datagrams [][]byte) error {
-	return s.io.write(datagrams)
+	return s.io.write(datagrams, nil)
+}
+
+// WriteGather sends datagram i as heads[i] followed by bodies[i], in order,
+// without first copying the parts together (sendmmsg with two iovecs).
+// heads[i] must not be empty; bodies[i] may be.
+func (s *Sender) WriteGather(heads, bodies [][]byte) error {
+	return s.io.write(heads, bodies)
 }
 
 // Close closes the socket. It is safe to call more than once.
