@@ -46,15 +46,22 @@ func mcl_(ctx context.Context, stdin string, args ...string) result {
 // startSub runs `mcl sub` in the background and returns once it has joined.
 func startSub(t *testing.T, args ...string) <-chan result {
 	t.Helper()
+	return startCommand(t, append([]string{"sub"}, args...)...)
+}
+
+// startCommand runs a command that subscribes (sub, record) in the
+// background and returns once it has joined its groups.
+func startCommand(t *testing.T, args ...string) <-chan result {
+	t.Helper()
 	joined := make(chan struct{})
 	subscribed = func() { close(joined) }
 	t.Cleanup(func() { subscribed = func() {} })
 	done := make(chan result, 1)
-	go func() { done <- mcl_(context.Background(), "", append([]string{"sub"}, args...)...) }()
+	go func() { done <- mcl_(context.Background(), "", args...) }()
 	select {
 	case <-joined:
 	case r := <-done:
-		t.Fatalf("mcl sub exited early: %+v", r)
+		t.Fatalf("mcl %s exited early: %+v", args[0], r)
 	}
 	return done
 }

@@ -55,27 +55,8 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "trip.mcap")
 	ps := payloads(40)
 
-	joined := make(chan struct{})
-	subscribed = func() { close(joined) }
-	defer func() { subscribed = func() {} }()
-	done := make(chan result, 1)
-	go func() {
-		done <- mcl_(context.Background(), "", "record", "--port", strconv.Itoa(live), "-o", file, "--count", strconv.Itoa(len(ps)), "--duration", "30s")
-	}()
-	select {
-	case <-joined:
-	case r := <-done:
-		t.Fatalf("record exited early: %+v", r)
-	}
-	conn, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(live))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := mcl.NewPublisher(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	done := startCommand(t, "record", "--port", strconv.Itoa(live), "-o", file, "--count", strconv.Itoa(len(ps)), "--duration", "30s")
+	pub := publisherOn(t, mcl.DefaultGroup, live)
 	for i, p := range ps {
 		if err := pub.PublishRaw("t"+strconv.Itoa(i%3), p); err != nil {
 			t.Fatal(err)
@@ -136,15 +117,7 @@ func TestRecordKill9(t *testing.T) {
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "READY\n" {
 		t.Fatalf("recorder did not start: %q %v", line, err)
 	}
-	conn, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := mcl.NewPublisher(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
+	pub := publisherOn(t, mcl.DefaultGroup, port)
 	ps := payloads(30)
 	for i, p := range ps {
 		if err := pub.PublishRaw("k", p); err != nil {
@@ -196,4 +169,57 @@ func count(t *testing.T, file string) int {
 		n++
 	}
 	return n
+}
+
+// TestRecordSeveralGroups records an IPv6 and an IPv4 group into one file
+// and finds each message with its own group.
+func TestRecordSeveralGroups(t *testing.T) {
+	sandbox.Require(t)
+	port := int(nextPort.Add(1))
+	file := filepath.Join(t.TempDir(), "groups.mcap")
+	groups := []string{mcl.DefaultGroup, "239.192.0.9"}
+	done := startCommand(t, "record", "--group", groups[0], "--group", groups[1],
+		"--port", strconv.Itoa(port), "-o", file, "--count", "4", "--duration", "30s")
+	for _, g := range groups {
+		pub := publisherOn(t, g, port)
+		for range 2 {
+			if err := pub.Publish("g", g); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := wait(t, done); r.code != 0 {
+		t.Fatalf("record: %+v", r)
+	}
+	seen := map[string]int{}
+	for rec, err := range recording.Read(file, recording.Filter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var payload string
+		m := mcl.Message{Payload: rec.Payload}
+		if err := m.Decode(&payload); err != nil || payload != rec.Group.Addr().String() {
+			t.Errorf("message %q recorded with group %s", payload, rec.Group)
+		}
+		seen[rec.Group.Addr().String()]++
+	}
+	if seen[groups[0]] != 2 || seen[groups[1]] != 2 {
+		t.Errorf("messages by group: %v", seen)
+	}
+	mcapcheck.Validate(t, file)
+}
+
+// publisherOn returns a publisher to group and port, closed with the test.
+func publisherOn(t *testing.T, group string, port int) *mcl.Publisher {
+	t.Helper()
+	conn, err := mcl.NewConnection(group, mcl.Port(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := mcl.NewPublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	return pub
 }
