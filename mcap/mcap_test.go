@@ -567,17 +567,7 @@ func TestChunkSkipping(t *testing.T) {
 	wr := writeSample(t, modes[2].opts, 2000)
 	file := slices.Clone(wr.file)
 	r := open(t, file)
-	var first, dataEnd int64
-	for off := r.dataStart; ; off = recordEnd(file, off) {
-		if file[off] == opChunk && first == 0 {
-			first = off
-		}
-		if file[off] == opDataEnd {
-			dataEnd = off
-			break
-		}
-	}
-	binary.LittleEndian.PutUint32(file[dataEnd+recordHeaderLen:], 0)
+	first := firstChunkNoDataCRC(r, file)
 	file[recordEnd(file, first)-5] ^= 0xFF // inside the compressed records
 	r = open(t, file)
 	if _, err := readAll(r, ReadOptions{}); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrCRC) {
@@ -610,17 +600,7 @@ func TestChunkSkippingByTopic(t *testing.T) {
 	}
 	file := buf.Bytes()
 	r := open(t, file)
-	var first, dataEnd int64
-	for off := r.dataStart; ; off = recordEnd(file, off) {
-		if file[off] == opChunk && first == 0 {
-			first = off
-		}
-		if file[off] == opDataEnd {
-			dataEnd = off
-			break
-		}
-	}
-	binary.LittleEndian.PutUint32(file[dataEnd+recordHeaderLen:], 0)
+	first := firstChunkNoDataCRC(r, file)
 	file[recordEnd(file, first)-10] ^= 0xFF
 	got, err := readAll(open(t, file), ReadOptions{Topics: []string{"/rare"}})
 	if err != nil || len(got) != 1 || string(got[0].Message.Data) != "rare" {
@@ -628,5 +608,21 @@ func TestChunkSkippingByTopic(t *testing.T) {
 	}
 	if _, err := readAll(open(t, file), ReadOptions{Topics: []string{"/busy"}}); err == nil {
 		t.Fatal("damage in the /busy chunk went unnoticed")
+	}
+}
+
+// firstChunkNoDataCRC returns the offset of the first Chunk record and
+// zeroes the Data End record's CRC (0: not checked), so that a test can
+// damage a chunk without the data section CRC reporting it first.
+func firstChunkNoDataCRC(r *Reader, file []byte) int64 {
+	var first int64
+	for off := r.dataStart; ; off = recordEnd(file, off) {
+		if file[off] == opChunk && first == 0 {
+			first = off
+		}
+		if file[off] == opDataEnd {
+			binary.LittleEndian.PutUint32(file[off+recordHeaderLen:], 0)
+			return first
+		}
 	}
 }

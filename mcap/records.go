@@ -179,13 +179,6 @@ func (d *decoder) take(n uint64) []byte {
 	return v
 }
 
-func (d *decoder) u8() uint8 {
-	if v := d.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
 func (d *decoder) u16() uint16 {
 	if v := d.take(2); v != nil {
 		return binary.LittleEndian.Uint16(v)

@@ -51,28 +51,19 @@ func (b *batch) grow(n int) {
 	b.oob = make([]byte, n*oobSize)
 }
 
-func (b *batch) recvmmsg(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.count), 0, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until readable
-		}
-		b.n, b.errno = int(n), e
-		return true
-	}
-}
+func (b *batch) recvmmsg(fd uintptr) bool { return b.mmsg(unix.SYS_RECVMMSG, fd) }
+func (b *batch) sendmmsg(fd uintptr) bool { return b.mmsg(unix.SYS_SENDMMSG, fd) }
 
-func (b *batch) sendmmsg(fd uintptr) bool {
+// mmsg makes one recvmmsg or sendmmsg call over b.count headers from b.off
+// and reports false, to wait for the socket, when it would block.
+func (b *batch) mmsg(trap, fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.off])), uintptr(b.count), 0, 0, 0)
+		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[b.off])), uintptr(b.count), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false // wait until writable
+			return false
 		}
 		b.n, b.errno = int(n), e
 		return true
@@ -95,7 +86,7 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 		h.SetControllen(oobSize)
 		h.Flags = 0
 	}
-	b.count = len(ms)
+	b.off, b.count = 0, len(ms)
 	if err := b.rc.Read(b.recv); err != nil {
 		return 0, 0, false, err
 	}
