@@ -596,7 +596,9 @@ func TestIdleExpiry(t *testing.T) {
 func TestReadBufferWarning(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	const huge = 1<<30 + 12345 // a size no other test asks for: the warning is once per size
+	// A size no other test (nor another run of this one) asks for: the
+	// warning is once per process and size.
+	huge := 1<<30 + int(nextPort.Add(1))
 	c := conn(t, mcl.DefaultGroup, mcl.ReadBuffer(huge), mcl.Logger(logger))
 	for range 2 {
 		s, err := mcl.SubscribeSync(c)

@@ -18,12 +18,11 @@ type queue struct {
 	maxBytes int
 	overflow Overflow
 	dropped  uint64
-	spares   [][]byte      // small payload buffers handed back by the consumer
-	side     []slotSide    // by slot
-	lent     []byte        // the receiver's buffer the consumer's payload lies in
-	returned [][]byte      // receiver's buffers the consumer is done with
-	retCap   int           // their capacity in bytes
-	ready    chan struct{} // holds a token while the queue may be non-empty
+	spares   [][]byte   // small payload buffers handed back by the consumer
+	side     []slotSide // by slot
+	lent     []byte     // the receiver's buffer the consumer's payload lies in
+	returned [][]byte   // receiver's buffers the consumer is done with
+	retCap   int        // their capacity in bytes
 }
 
 // slotSide is what the queue knows of a slot's payload beyond the Message.
@@ -46,7 +45,6 @@ func newQueue(messages, bytes int, o Overflow) *queue {
 		side:     make([]slotSide, messages),
 		maxBytes: bytes,
 		overflow: o,
-		ready:    make(chan struct{}, 1),
 	}
 }
 
@@ -72,7 +70,6 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 	s.Payload = append(s.Payload[:0], payload...)
 	q.side[q.index()] = slotSide{charge: len(payload)}
 	q.mu.Unlock()
-	q.signal()
 	return true
 }
 
@@ -97,7 +94,6 @@ func (q *queue) pushLent(topic string, payload, base []byte, from netip.AddrPort
 	s.Topic, s.Sender, s.Received, s.Payload = topic, from, at, payload
 	q.side[q.index()] = slotSide{base: base, charge: cap(base)}
 	q.mu.Unlock()
-	q.signal()
 	return true
 }
 
@@ -122,11 +118,11 @@ func (q *queue) reserve(n int) *Message {
 	return s
 }
 
-func (q *queue) signal() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+// empty reports whether no message is queued.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n == 0
 }
 
 // takeReturned returns a buffer of the receiver's that the consumer is

@@ -7,43 +7,38 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net"
-	"net/netip"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mcl-go/mcl/internal/sock"
 	"github.com/mcl-go/mcl/wire"
 )
 
-// Subscriber receives the messages published to a group. One goroutine
-// reads the socket, filters topics, reassembles fragments and queues
-// messages; a second runs the callback, when there is one. Neither a slow
-// nor a panicking callback can stall the reader: the queue drops and
-// counts what does not fit, and panics are recovered and counted.
+// Subscriber receives the messages published to a group. The consumer
+// (the callback's goroutine, or the caller of Next) reads the socket
+// itself whenever its queue is empty, filtering topics, reassembling
+// fragments and queueing messages, so a message that finds it waiting
+// arrives with no goroutine hand-off. When the consumer stays away from the
+// socket for a millisecond or two (a slow callback, a program busy
+// between calls to Next), a second goroutine reads instead and queues
+// what arrives: neither a slow nor a panicking callback stalls reading, the
+// queue drops and counts what does not fit, and panics are recovered and
+// counted.
 type Subscriber struct {
 	conn  *Connection
 	r     *sock.Receiver
 	q     *queue
 	reasm *wire.Reassembler
-
-	topics   map[string]struct{} // nil: every topic
-	interned map[string]string   // topic strings, so delivery needn't allocate one
-
-	expireEvery time.Duration // how often waiting fragments are checked for expiry
-	pool        [][]byte      // receive buffers back from the queue, for refill
+	reader
 
 	handler func(*Subscriber, *Message)
-	cur     Message // the consumer's message in pull mode
+	cur     Message // the consumer's message
 
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
-	reading   sync.WaitGroup
 	calling   sync.WaitGroup
 	callerID  atomic.Uint64 // goroutine running the callback, to let it Close
 
@@ -98,24 +93,31 @@ func subscribe(c *Connection, handler func(*Subscriber, *Message), opts []Subscr
 	}
 	warnReadBuffer(c, r.ReadBufferSize())
 	s := &Subscriber{
-		conn:        c,
-		r:           r,
-		q:           newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
-		reasm:       wire.NewReassembler(cfg.limits),
-		expireEvery: cmp.Or(cfg.limits.Timeout, wire.DefaultLimits().Timeout) / 2,
+		conn:    c,
+		r:       r,
+		q:       newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
+		reasm:   wire.NewReassembler(cfg.limits),
+		handler: handler,
+		done:    make(chan struct{}),
+	}
+	s.rd = readState{
+		ms:          make([]sock.Message, batchSize),
 		interned:    make(map[string]string),
-		handler:     handler,
-		done:        make(chan struct{}),
+		expireEvery: cmp.Or(cfg.limits.Timeout, wire.DefaultLimits().Timeout) / 2,
+	}
+	for i := range s.rd.ms {
+		s.rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
 	}
 	if len(cfg.topics) > 0 {
-		s.topics = make(map[string]struct{}, len(cfg.topics))
+		s.rd.topics = make(map[string]struct{}, len(cfg.topics))
 		for _, t := range cfg.topics {
-			s.topics[t] = struct{}{}
-			s.interned[t] = t
+			s.rd.topics[t] = struct{}{}
+			s.rd.interned[t] = t
 		}
 	}
-	s.reading.Add(1)
-	go s.receive()
+	s.wake = make(chan struct{}, 1)
+	s.backing.Add(1)
+	go s.backup()
 	if handler != nil {
 		s.calling.Add(1)
 		go s.call()
@@ -140,150 +142,30 @@ func warnReadBuffer(c *Connection, granted int) {
 		"requested", want, "granted", granted/2)
 }
 
-// receive is the read loop: batches in, messages out.
-func (s *Subscriber) receive() {
-	defer s.reading.Done()
-	ms := make([]sock.Message, batchSize)
-	for i := range ms {
-		ms[i].Buf = make([]byte, wire.MaxDatagram)
-	}
-	// While fragments wait, a read deadline wakes the loop to expire them
-	// even if nothing more arrives, so their memory is not held forever.
-	var deadline time.Time
-	for {
-		n, err := s.r.ReadBatch(ms)
-		now := time.Now()
-		switch {
-		case err == nil:
-		case errors.Is(err, net.ErrClosed):
-			return
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			s.reasm.Expire(now)
-		default:
-			s.stats.readErrors.Add(1)
-			select {
-			case <-s.done:
-				return
-			case <-time.After(10 * time.Millisecond): // don't spin on a persistent error
-			}
-		}
-		for i := range ms[:n] {
-			if s.handle(ms[i].Buf, ms[i].Buf[:ms[i].N], ms[i].Addr, now) {
-				ms[i].Buf = nil
-			}
-		}
-		s.refill(ms)
-		s.stats.kernelDrops.Store(s.r.KernelDrops())
-		if pending, _ := s.reasm.Pending(); pending > 0 && (deadline.IsZero() || err != nil) {
-			deadline = now.Add(s.expireEvery)
-			s.r.SetReadDeadline(deadline)
-		} else if pending == 0 && !deadline.IsZero() {
-			deadline = time.Time{}
-			s.r.SetReadDeadline(deadline)
-		}
-	}
-}
-
-// handle filters, decodes and queues one datagram, read into buf. It
-// reports whether the queue took buf, which the caller must then replace.
-func (s *Subscriber) handle(buf, b []byte, from netip.AddrPort, now time.Time) (lent bool) {
-	s.stats.datagrams.Add(1)
-	s.stats.bytes.Add(uint64(len(b)))
-	topic, err := wire.Topic(b)
-	if err != nil {
-		s.stats.malformed.Add(1)
-		return false
-	}
-	if s.topics != nil {
-		if _, ok := s.topics[string(topic)]; !ok {
-			s.stats.filtered.Add(1)
-			return false
-		}
-	}
-	f, err := wire.Decode(b)
-	if err != nil {
-		s.stats.malformed.Add(1)
-		return false
-	}
-	if !f.IsFragment() {
-		// A large payload stays in the receive buffer, which goes to the
-		// queue with it; copying is cheaper for small ones.
-		if len(f.Payload) < lendMin {
-			s.q.push(s.intern(topic), f.Payload, from, now)
-			return false
-		}
-		return s.q.pushLent(s.intern(topic), f.Payload, buf, from, now)
-	}
-	s.stats.fragments.Add(1)
-	payload, _ := s.reasm.Add(from, f, now)
-	if payload == nil {
-		return false // stored, or dropped and counted by the reassembler
-	}
-	// A reassembled payload is queued as it is, not copied: its buffer
-	// leaves the reassembler and comes back once the consumer is done.
-	s.reasm.Keep(payload)
-	if !s.q.pushLent(s.intern(topic), payload, payload, from, now) {
-		s.reasm.Recycle(payload)
-	}
-	return false
-}
-
-// refill takes back the buffers the consumer is done with: receive
-// buffers replace those lent to the queue (or wait in s.pool), others go
-// back to reassembly.
-func (s *Subscriber) refill(ms []sock.Message) {
-	for b := s.q.takeReturned(); b != nil; b = s.q.takeReturned() {
-		switch {
-		case cap(b) != wire.MaxDatagram:
-			s.reasm.Recycle(b)
-		case len(s.pool) < maxPool:
-			s.pool = append(s.pool, b[:wire.MaxDatagram])
-		}
-	}
-	for i := range ms {
-		if ms[i].Buf != nil {
-			continue
-		}
-		if n := len(s.pool); n > 0 {
-			ms[i].Buf, s.pool[n-1] = s.pool[n-1], nil
-			s.pool = s.pool[:n-1]
-		} else {
-			ms[i].Buf = make([]byte, wire.MaxDatagram)
-		}
-	}
-}
-
-// intern returns topic as a string, allocating only for topics not seen
-// before (and not at all once maxInterned topics are known).
-func (s *Subscriber) intern(topic []byte) string {
-	if t, ok := s.interned[string(topic)]; ok {
-		return t
-	}
-	t := string(topic)
-	if len(s.interned) < maxInterned {
-		s.interned[t] = t
-	}
-	return t
-}
-
-// call runs the handler for each queued message.
+// call runs the handler for each message.
 func (s *Subscriber) call() {
 	defer s.calling.Done()
 	s.callerID.Store(goroutineID())
-	var m Message
+	for s.next(context.Background()) == nil {
+		s.invoke(&s.cur)
+	}
+}
+
+// next moves the next message into s.cur, reading the socket while the
+// queue is empty. Errors: ErrClosed, and ctx's.
+func (s *Subscriber) next(ctx context.Context) error {
 	for {
 		select {
-		case <-s.q.ready:
 		case <-s.done:
-			return
+			return ErrClosed
+		default:
 		}
-		for s.q.pop(&m) {
-			s.invoke(&m)
-			select {
-			case <-s.done:
-				return
-			default:
-			}
+		if s.q.pop(&s.cur) {
+			s.stats.delivered.Add(1)
+			return nil
+		}
+		if err := s.readAsConsumer(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -297,36 +179,23 @@ func (s *Subscriber) invoke(m *Message) {
 			}
 		}
 	}()
-	s.stats.delivered.Add(1)
 	s.handler(s, m)
 }
 
 // Next waits for the next message of a SubscribeSync Subscriber and returns
-// it. The message is valid until the next call to Next. Errors: ErrClosed
+// it. While none is queued it reads the socket itself, so a message that
+// finds it waiting needs no goroutine hand-off. The message is valid until
+// the next call to Next; Next is not safe for concurrent use. Errors: ErrClosed
 // once the Subscriber is closed (queued messages are discarded), the
 // context's error, and ErrBadOption on a Subscriber that has a callback.
 func (s *Subscriber) Next(ctx context.Context) (*Message, error) {
 	if s.handler != nil {
 		return nil, fmt.Errorf("%w: Next on a Subscriber with a callback", ErrBadOption)
 	}
-	for {
-		select {
-		case <-s.done:
-			return nil, ErrClosed
-		default:
-		}
-		if s.q.pop(&s.cur) {
-			s.stats.delivered.Add(1)
-			return &s.cur, nil
-		}
-		select {
-		case <-s.q.ready:
-		case <-s.done:
-			return nil, ErrClosed
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := s.next(ctx); err != nil {
+		return nil, err
 	}
+	return &s.cur, nil
 }
 
 // Messages returns an iterator over the messages of a SubscribeSync
@@ -352,7 +221,8 @@ func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.closeErr = s.r.Close()
-		s.reading.Wait()
+		s.unwatch()
+		s.backing.Wait()
 		if s.handler == nil || s.callerID.Load() != goroutineID() {
 			s.calling.Wait()
 		}

@@ -30,3 +30,35 @@ func benchmarkThroughput(b *testing.B, size int) {
 		b.ReportMetric(100*r.Loss, "loss%")
 	}
 }
+
+// BenchmarkLatency64B runs the 64 B ping-pong row, mcl then baseline, and
+// reports both p50s and their ratio:
+// go test -run=^$ -bench=Latency -count=5 ./internal/bench
+func BenchmarkLatency64B(b *testing.B)  { benchmarkLatency(b, 64) }
+func BenchmarkLatency16KB(b *testing.B) { benchmarkLatency(b, 16<<10) }
+
+func benchmarkLatency(b *testing.B, size int) {
+	sandbox.Require(b)
+	conns := make([]*mcl.Connection, 4)
+	for i := range conns {
+		c, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(29990+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for b.Loop() {
+		m, err := latencyMCL(conns[0], conns[1], size, 2000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		base, err := latencyBaseline(conns[2], conns[3], size, 2000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(m.P50.Microseconds()), "mcl-p50-µs")
+		b.ReportMetric(float64(base.P50.Microseconds()), "base-p50-µs")
+		b.ReportMetric(float64(m.P50)/float64(base.P50), "ratio-p50")
+		b.ReportMetric(float64(m.P99)/float64(base.P99), "ratio-p99")
+	}
+}
