@@ -155,6 +155,7 @@ func TestTwoPythonPublishers(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := map[int]int{10: 0, 11: 0} // next index expected from each seed
+	defer func() { t.Logf("stats %+v", sub.Stats()) }()
 	for _, m := range receive(t, ch, 40) {
 		matched := false
 		for seed, i := range next {

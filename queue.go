@@ -20,14 +20,14 @@ type queue struct {
 	dropped  uint64
 	spares   [][]byte   // small payload buffers handed back by the consumer
 	side     []slotSide // by slot
-	lent     []byte     // the receiver's buffer the consumer's payload lies in
-	returned [][]byte   // receiver's buffers the consumer is done with
+	lent     *lease     // the feed's buffer the consumer's payload lies in
+	returned []*lease   // feed's buffers the consumer is done with
 	retCap   int        // their capacity in bytes
 }
 
 // slotSide is what the queue knows of a slot's payload beyond the Message.
 type slotSide struct {
-	base   []byte // the receiver's buffer the payload lies in; nil for a copy
+	base   *lease // the feed's buffer the payload lies in; nil for a copy
 	charge int    // bytes counted against maxBytes
 }
 
@@ -77,13 +77,13 @@ func (q *queue) push(topic string, payload []byte, from netip.AddrPort, at time.
 func (q *queue) index() int { return (q.head + q.n - 1) % len(q.slots) }
 
 // pushLent queues payload without copying it: it lies in base, a buffer of
-// the receiver's, which the queue holds (counting cap(base) against its
+// the feed's, which the queue holds (counting its capacity against the
 // byte bound) until the consumer is done with it, then hands back through
 // takeReturned. When pushLent reports false the message was dropped and
-// base stays the receiver's.
-func (q *queue) pushLent(topic string, payload, base []byte, from netip.AddrPort, at time.Time) bool {
+// the queue holds nothing of base.
+func (q *queue) pushLent(topic string, payload []byte, base *lease, from netip.AddrPort, at time.Time) bool {
 	q.mu.Lock()
-	s := q.reserve(cap(base))
+	s := q.reserve(cap(base.buf))
 	if s == nil {
 		q.mu.Unlock()
 		return false
@@ -92,7 +92,7 @@ func (q *queue) pushLent(topic string, payload, base []byte, from netip.AddrPort
 		q.spares = append(q.spares, s.Payload[:0])
 	}
 	s.Topic, s.Sender, s.Received, s.Payload = topic, from, at, payload
-	q.side[q.index()] = slotSide{base: base, charge: cap(base)}
+	q.side[q.index()] = slotSide{base: base, charge: cap(base.buf)}
 	q.mu.Unlock()
 	return true
 }
@@ -125,9 +125,9 @@ func (q *queue) empty() bool {
 	return q.n == 0
 }
 
-// takeReturned returns a buffer of the receiver's that the consumer is
-// done with, or nil.
-func (q *queue) takeReturned() []byte {
+// takeReturned returns a buffer of the feed's that the consumer is done
+// with, or nil.
+func (q *queue) takeReturned() *lease {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.returned) == 0 {
@@ -137,17 +137,27 @@ func (q *queue) takeReturned() []byte {
 	b := q.returned[last]
 	q.returned[last] = nil
 	q.returned = q.returned[:last]
-	q.retCap -= cap(b)
+	q.retCap -= cap(b.buf)
 	return b
+}
+
+// giveBack queues l for the feed to take back; q.mu is held. Past
+// maxReturned bytes, l is left to the garbage collector.
+func (q *queue) giveBack(l *lease) {
+	if q.retCap+cap(l.buf) <= maxReturned {
+		q.returned = append(q.returned, l)
+		q.retCap += cap(l.buf)
+	}
 }
 
 // drop discards the oldest message; q.mu is held and q.n > 0.
 func (q *queue) drop() {
 	q.bytes -= q.side[q.head].charge
-	if q.side[q.head].base != nil {
-		// The slot keeps a lent payload as a copy buffer; the receiver
-		// has replaced it already.
+	if l := q.side[q.head].base; l != nil {
+		// Not a buffer to copy into: other queues may hold it too.
+		q.slots[q.head].Payload = nil
 		q.side[q.head] = slotSide{}
+		q.giveBack(l)
 	}
 	q.head = (q.head + 1) % len(q.slots)
 	q.n--
@@ -165,13 +175,10 @@ func (q *queue) pop(m *Message) bool {
 	}
 	s := &q.slots[q.head]
 	// The consumer's previous buffer goes back where it came from: to the
-	// receiver, or to the spares that queued copies are made into.
+	// feed, or to the spares that queued copies are made into.
 	switch c := cap(m.Payload); {
 	case q.lent != nil:
-		if q.retCap+cap(q.lent) <= maxReturned {
-			q.returned = append(q.returned, q.lent[:0])
-			q.retCap += cap(q.lent)
-		}
+		q.giveBack(q.lent)
 	case c > 0 && c <= keepBuffer && len(q.spares) < maxSpares:
 		q.spares = append(q.spares, m.Payload[:0])
 	}

@@ -1,12 +1,14 @@
 package mcl_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/wire"
 )
 
 // TestSlowCallbackKeepsReading blocks a callback and expects the socket to
@@ -124,4 +126,130 @@ func TestNextInterrupted(t *testing.T) {
 	errc = next(context.Background())
 	time.AfterFunc(20*time.Millisecond, func() { s.Close() })
 	wait("Close", errc, mcl.ErrClosed)
+}
+
+// TestHandOver has a callback that is slow now and then, so the socket
+// passes between the consumer and the backup reader many times while
+// messages arrive: every message must be delivered, once, in order.
+func TestHandOver(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	const n = 3000
+	got := make(chan int, n)
+	s, err := mcl.Subscribe(c, func(m *mcl.Message) {
+		var v int
+		m.Decode(&v)
+		if v%100 == 0 {
+			time.Sleep(3 * time.Millisecond) // slow work: the backup takes the socket
+		}
+		got <- v
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := publisher(t, c)
+	for i := range n {
+		pub.Publish("t", i)
+		if i%500 == 0 {
+			time.Sleep(5 * time.Millisecond) // and idle spells: the consumer takes it back
+		}
+	}
+	for want := range n {
+		select {
+		case v := <-got:
+			if v != want {
+				t.Fatalf("got %d, want %d", v, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d messages; stats %+v", want, n, s.Stats())
+		}
+	}
+	if st := s.Stats(); st.Delivered != n || st.Dropped != 0 || st.KernelDrops != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// pattern is a payload of n bytes (a msgpack bin) whose content depends on
+// seed, so a buffer reused too early shows.
+func pattern(seed, n int) []byte {
+	p := bin(n)
+	for i := 5; i < len(p); i++ {
+		p[i] = byte(seed*7 + i)
+	}
+	return p
+}
+
+// TestSharedSocket has Subscribers of one group share a socket as they come
+// and go: each gets the topics it asked for, large payloads shared by
+// several queues stay intact while one of them drops, and the socket's
+// datagrams are counted once.
+func TestSharedSocket(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	pub := publisher(t, c)
+	all, allCh := chanSubscriber(t, c)
+	onlyB, bCh := chanSubscriber(t, c, mcl.Topics("b"))
+	// A Subscriber that never reads, with room for two messages: it drops
+	// the oldest of the payloads the others hold too.
+	stuck, err := mcl.SubscribeSync(c, mcl.QueueLimits(2, 1<<30), mcl.OnOverflow(mcl.DropOldest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{100, 20_000, 200_000} // copied, lent in its datagram, reassembled
+	for i := range 30 {
+		topic := "a"
+		if i%2 == 1 {
+			topic = "b"
+		}
+		if err := pub.PublishRaw(topic, pattern(i, sizes[i%3])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(who string, got []*mcl.Message, want []int) {
+		t.Helper()
+		for k, m := range got {
+			i := want[k]
+			if !bytes.Equal(m.Payload, pattern(i, sizes[i%3])) {
+				t.Fatalf("%s: message %d (%d bytes) is not what was sent", who, i, len(m.Payload))
+			}
+		}
+	}
+	var every, odd []int
+	for i := range 30 {
+		every = append(every, i)
+		if i%2 == 1 {
+			odd = append(odd, i)
+		}
+	}
+	check("all", receive(t, allCh, 30), every)
+	check("only b", receive(t, bCh, 15), odd)
+	if st := stuck.Stats(); st.Dropped != 28 || st.Datagrams != all.Stats().Datagrams {
+		t.Errorf("stuck subscriber %+v: want 28 dropped, and the datagrams the others count", st)
+	}
+	// Topic a went out as datagrams of 100 and 20000 bytes, and as
+	// 200000-byte messages in len/MTU+1 fragments.
+	filtered := uint64(0)
+	for i := 0; i < 30; i += 2 {
+		if n := len(pattern(i, sizes[i%3])); n > wire.MTU {
+			filtered += uint64(n/wire.MTU + 1)
+		} else {
+			filtered++
+		}
+	}
+	if st := onlyB.Stats(); st.Filtered != filtered || st.Delivered != 15 {
+		t.Errorf("only-b subscriber %+v: want %d filtered, 15 delivered", st, filtered)
+	}
+	if st := all.Stats(); st.Filtered != 0 || st.Delivered != 30 {
+		t.Errorf("all-topics subscriber %+v: want 0 filtered, 30 delivered", st)
+	}
+
+	// Down to one Subscriber, which reads the socket itself, then up to
+	// two again.
+	stuck.Close()
+	onlyB.Close()
+	pub.PublishRaw("a", pattern(32, sizes[32%3]))
+	check("all, alone", receive(t, allCh, 1), []int{32})
+	_, b2Ch := chanSubscriber(t, c, mcl.Topics("b"))
+	pub.PublishRaw("b", pattern(31, sizes[31%3]))
+	check("all, shared again", receive(t, allCh, 1), []int{31})
+	check("new b", receive(t, b2Ch, 1), []int{31})
 }

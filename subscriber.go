@@ -2,36 +2,38 @@ package mcl
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
+	"net"
+	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-
-	"github.com/mcl-go/mcl/internal/sock"
-	"github.com/mcl-go/mcl/wire"
+	"time"
 )
 
-// Subscriber receives the messages published to a group. The consumer
-// (the callback's goroutine, or the caller of Next) reads the socket
-// itself whenever its queue is empty, filtering topics, reassembling
-// fragments and queueing messages, so a message that finds it waiting
-// arrives with no goroutine hand-off. When the consumer stays away from the
-// socket for a millisecond or two (a slow callback, a program busy
-// between calls to Next), a second goroutine reads instead and queues
-// what arrives: neither a slow nor a panicking callback stalls reading, the
-// queue drops and counts what does not fit, and panics are recovered and
-// counted.
+// Subscriber receives the messages published to a group. A process's
+// Subscribers of one group share a socket (see Stats). While a Subscriber
+// is its group's only one in the process, its consumer (the callback's
+// goroutine, or the caller of Next) reads the socket itself whenever its
+// queue is empty, so a message that finds it waiting arrives with no
+// goroutine hand-off; when the consumer stays away for a millisecond or
+// two (a slow callback, a program busy between calls to Next), a second
+// goroutine reads instead and queues what arrives. That goroutine also
+// reads for the group while several Subscribers share it. Either way,
+// neither a slow nor a panicking callback stalls reading: the queue drops
+// and counts what does not fit, and panics are recovered and counted.
 type Subscriber struct {
-	conn  *Connection
-	r     *sock.Receiver
-	q     *queue
-	reasm *wire.Reassembler
-	reader
+	conn   *Connection
+	f      *feed
+	q      *queue
+	topics map[string]struct{} // nil: every topic
+	ready  chan struct{}       // holds a token after messages were queued
+	pushed bool                // messages queued in this batch; under f.readMu
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message
@@ -42,11 +44,17 @@ type Subscriber struct {
 	calling   sync.WaitGroup
 	callerID  atomic.Uint64 // goroutine running the callback, to let it Close
 
+	// The context whose cancellation interrupts the consumer's reads,
+	// watched until another replaces it or the Subscriber closes.
+	ctxMu      sync.Mutex
+	ctxWatched context.Context
+	ctxStop    func() bool
+
 	stats subCounters
 }
 
 type subCounters struct {
-	datagrams, bytes, delivered, filtered, malformed, fragments, panics, readErrors, kernelDrops atomic.Uint64
+	delivered, filtered, panics atomic.Uint64
 }
 
 // Subscribe calls handler, on a goroutine of the Subscriber's, for every
@@ -87,37 +95,24 @@ func subscribe(c *Connection, handler func(*Subscriber, *Message), opts []Subscr
 			return nil, err
 		}
 	}
-	r, err := sock.Listen(c.sockConfig())
-	if err != nil {
-		return nil, fmt.Errorf("mcl: subscriber on %s: %w", c, err)
-	}
-	warnReadBuffer(c, r.ReadBufferSize())
 	s := &Subscriber{
 		conn:    c,
-		r:       r,
 		q:       newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
-		reasm:   wire.NewReassembler(cfg.limits),
+		ready:   make(chan struct{}, 1),
 		handler: handler,
 		done:    make(chan struct{}),
 	}
-	s.rd = readState{
-		ms:          make([]sock.Message, batchSize),
-		interned:    make(map[string]string),
-		expireEvery: cmp.Or(cfg.limits.Timeout, wire.DefaultLimits().Timeout) / 2,
-	}
-	for i := range s.rd.ms {
-		s.rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
-	}
 	if len(cfg.topics) > 0 {
-		s.rd.topics = make(map[string]struct{}, len(cfg.topics))
+		s.topics = make(map[string]struct{}, len(cfg.topics))
 		for _, t := range cfg.topics {
-			s.rd.topics[t] = struct{}{}
-			s.rd.interned[t] = t
+			s.topics[t] = struct{}{}
 		}
 	}
-	s.wake = make(chan struct{}, 1)
-	s.backing.Add(1)
-	go s.backup()
+	f, err := join(s, cfg.limits)
+	if err != nil {
+		return nil, fmt.Errorf("mcl: subscriber on %s: %w", c, err)
+	}
+	s.f = f
 	if handler != nil {
 		s.calling.Add(1)
 		go s.call()
@@ -152,7 +147,8 @@ func (s *Subscriber) call() {
 }
 
 // next moves the next message into s.cur, reading the socket while the
-// queue is empty. Errors: ErrClosed, and ctx's.
+// queue is empty and the socket is the Subscriber's alone. Errors:
+// ErrClosed, and ctx's.
 func (s *Subscriber) next(ctx context.Context) error {
 	for {
 		select {
@@ -164,9 +160,139 @@ func (s *Subscriber) next(ctx context.Context) error {
 			s.stats.delivered.Add(1)
 			return nil
 		}
-		if err := s.readAsConsumer(ctx); err != nil {
-			return err
+		if s.f.sole(s) {
+			if err := s.readAsConsumer(ctx); err != nil {
+				return err
+			}
+			continue
 		}
+		select {
+		case <-s.ready:
+		case <-s.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// readAsConsumer reads the socket until the queue holds a message, the
+// socket becomes shared, or the backup has it and lets go (the caller
+// then looks again). Errors: ErrClosed, and ctx's.
+func (s *Subscriber) readAsConsumer(ctx context.Context) error {
+	f := s.f
+	f.visits.Add(1)
+	f.consuming.Store(true)
+	defer f.leaveSocket()
+	if !f.readMu.TryLock() {
+		f.wantRead.Store(true)
+		defer f.wantRead.Store(false)
+		f.kick()
+		select {
+		case <-s.ready:
+			return nil
+		case <-s.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer f.readMu.Unlock()
+	if err := s.watch(ctx); err != nil {
+		return err
+	}
+	limit, _ := ctx.Deadline()
+	stop := func() error {
+		select {
+		case <-s.done:
+			return ErrClosed
+		default:
+		}
+		if f.shared.Load() {
+			return errPreempted
+		}
+		return ctx.Err()
+	}
+	for s.q.empty() {
+		err := f.readBatch(limit, stop)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, net.ErrClosed):
+			return ErrClosed
+		}
+		if err := stop(); err != nil && err != errPreempted {
+			return err // closed, or ctx's
+		}
+		if f.shared.Load() {
+			return nil
+		}
+		if !limit.IsZero() && !time.Now().Before(limit) {
+			// ctx's own timer is due: wait for it, so that ctx.Err() agrees.
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			if err := f.pause(s, ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// watch arranges for ctx's cancellation to interrupt the consumer's reads.
+// The registration stays for the next call with the same context, so a
+// loop over Next allocates nothing. Errors: ErrClosed.
+func (s *Subscriber) watch(ctx context.Context) error {
+	s.ctxMu.Lock()
+	defer s.ctxMu.Unlock()
+	select {
+	case <-s.done:
+		return ErrClosed
+	default:
+	}
+	if ctx.Done() == nil || (s.ctxStop != nil && sameContext(ctx, s.ctxWatched)) {
+		return nil
+	}
+	if s.ctxStop != nil {
+		s.ctxStop()
+	}
+	s.ctxWatched, s.ctxStop = ctx, context.AfterFunc(ctx, s.f.kick)
+	return nil
+}
+
+// unwatch drops the context registration; Close calls it.
+func (s *Subscriber) unwatch() {
+	s.ctxMu.Lock()
+	defer s.ctxMu.Unlock()
+	if s.ctxStop != nil {
+		s.ctxStop()
+		s.ctxWatched, s.ctxStop = nil, nil
+	}
+}
+
+// sameContext reports whether a and b are the same context, without
+// panicking on a context type that cannot be compared.
+func sameContext(a, b context.Context) bool {
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
+}
+
+// wants reports whether the Subscriber takes messages of topic.
+func (s *Subscriber) wants(topic []byte) bool {
+	if s.topics == nil {
+		return true
+	}
+	_, ok := s.topics[string(topic)]
+	return ok
+}
+
+// signal tells a waiting consumer to look at its queue again.
+func (s *Subscriber) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
 	}
 }
 
@@ -220,9 +346,8 @@ func (s *Subscriber) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
 		close(s.done)
-		s.closeErr = s.r.Close()
 		s.unwatch()
-		s.backing.Wait()
+		s.closeErr = s.f.leave(s)
 		if s.handler == nil || s.callerID.Load() != goroutineID() {
 			s.calling.Wait()
 		}
@@ -248,16 +373,21 @@ func goroutineID() uint64 {
 	return id
 }
 
-// Stats returns the Subscriber's counters.
+// Stats returns the Subscriber's counters. Delivered, Filtered, Dropped
+// and Panics are the Subscriber's own; the others count the socket it
+// shares with the process's other Subscribers of the group (those of
+// Connections with the same group, port, interface and read buffer, and
+// the same ReassemblyLimits).
 func (s *Subscriber) Stats() SubscriberStats {
-	r := s.reasm.Stats()
+	f := s.f
+	r := f.reasm.Stats()
 	return SubscriberStats{
-		Datagrams:   s.stats.datagrams.Load(),
-		Bytes:       s.stats.bytes.Load(),
+		Datagrams:   f.stats.datagrams.Load(),
+		Bytes:       f.stats.bytes.Load(),
 		Delivered:   s.stats.delivered.Load(),
 		Filtered:    s.stats.filtered.Load(),
-		Malformed:   s.stats.malformed.Load(),
-		Fragments:   s.stats.fragments.Load(),
+		Malformed:   f.stats.malformed.Load(),
+		Fragments:   f.stats.fragments.Load(),
 		Reassembled: r.Completed,
 		Duplicates:  r.Duplicates,
 		Rejected:    r.Rejected,
@@ -265,7 +395,7 @@ func (s *Subscriber) Stats() SubscriberStats {
 		Expired:     r.Expired,
 		Dropped:     s.q.droppedCount(),
 		Panics:      s.stats.panics.Load(),
-		ReadErrors:  s.stats.readErrors.Load(),
-		KernelDrops: s.stats.kernelDrops.Load(),
+		ReadErrors:  f.stats.readErrors.Load(),
+		KernelDrops: f.stats.kernelDrops.Load(),
 	}
 }
