@@ -102,34 +102,50 @@ func (p *Publisher) send(topic string, payload []byte) error {
 		return fmt.Errorf("%w: %d bytes: keep topics under %d bytes", ErrTopicTooLong, len(topic), wire.MaxTopic)
 	}
 	var err error
-	if wire.Fits(topic, payload) {
+	switch {
+	case !wire.Fits(topic, payload):
+		err = p.sendFragments(topic, payload)
+	case len(payload) < gatherMin:
 		p.frame = wire.AppendMessage(p.frame[:0], topic, payload)
 		err = p.s.Write(p.frame)
 		p.count(err, 1, len(p.frame))
-	} else {
-		// Headers go into frame back to back; pieces are sent from the
-		// payload where they lie.
-		n := wire.FragmentCount(len(payload))
-		p.frame, p.ends, p.pieces = p.frame[:0], p.ends[:0], p.pieces[:0]
-		for i := 1; i <= n; i++ {
-			piece := wire.Piece(payload, i)
-			p.frame = wire.AppendFragmentHeader(p.frame, topic, i, n, len(piece))
-			p.ends = append(p.ends, len(p.frame))
-			p.pieces = append(p.pieces, piece)
-		}
-		p.frames = p.frames[:0]
-		start := 0
-		for _, end := range p.ends {
-			p.frames = append(p.frames, p.frame[start:end:end])
-			start = end
-		}
+	default:
+		// The frame's head and the payload go out as they lie, uncopied.
+		p.frame = wire.AppendMessage(p.frame[:0], topic, nil)
+		p.frames = append(p.frames[:0], p.frame)
+		p.pieces = append(p.pieces[:0], payload)
 		err = p.s.WriteGather(p.frames, p.pieces)
-		p.count(err, n, len(p.frame)+len(payload))
+		clear(p.pieces) // the caller's payload is not ours to keep
+		p.count(err, 1, len(p.frame)+len(payload))
 	}
 	if err != nil {
 		return fmt.Errorf("mcl: publish on %s: %w", p.conn, err)
 	}
 	return nil
+}
+
+// sendFragments sends payload in fragments. p.mu is held.
+func (p *Publisher) sendFragments(topic string, payload []byte) error {
+	// Headers go into frame back to back; pieces are sent from the
+	// payload where they lie.
+	n := wire.FragmentCount(len(payload))
+	p.frame, p.ends, p.pieces = p.frame[:0], p.ends[:0], p.pieces[:0]
+	for i := 1; i <= n; i++ {
+		piece := wire.Piece(payload, i)
+		p.frame = wire.AppendFragmentHeader(p.frame, topic, i, n, len(piece))
+		p.ends = append(p.ends, len(p.frame))
+		p.pieces = append(p.pieces, piece)
+	}
+	p.frames = p.frames[:0]
+	start := 0
+	for _, end := range p.ends {
+		p.frames = append(p.frames, p.frame[start:end:end])
+		start = end
+	}
+	err := p.s.WriteGather(p.frames, p.pieces)
+	clear(p.pieces)
+	p.count(err, n, len(p.frame)+len(payload))
+	return err
 }
 
 func (p *Publisher) count(err error, datagrams, bytes int) {
