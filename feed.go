@@ -57,6 +57,7 @@ type feed struct {
 
 type feedCounters struct {
 	datagrams, bytes, malformed, fragments, readErrors, kernelDrops atomic.Uint64
+	placed                                                          atomic.Uint64 // pieces read into place
 }
 
 // feedKey says which Subscribers can share a socket.
@@ -78,6 +79,7 @@ type readState struct {
 	expireAt    time.Time         // next expiry check; zero while no fragment waits
 	deadline    time.Time         // the socket's read deadline, when deadlineOK
 	deadlineOK  bool              // false when a kick may have changed the deadline
+	stream      stream            // the fragmented message read last, for reads into place
 }
 
 // lease is a buffer of the feed's lent to members' queues: a receive
@@ -365,7 +367,12 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 	if err := stop(); err != nil {
 		return err
 	}
-	n, err := f.r.ReadBatch(rd.ms)
+	// Buffers the consumers are done with come back first: receive
+	// buffers for this read, and reassembly buffers for the messages it
+	// starts, so that their pieces can be read into place.
+	f.refill(*f.members.Load())
+	n, err := f.r.ReadBatch(rd.ms[:f.plan()])
+	placed := f.unplan(n)
 	now := time.Now()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		rd.deadlineOK = false // a kick may have set it in the past
@@ -377,9 +384,14 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 	members := *f.members.Load()
 	for i := range rd.ms[:n] {
 		m := &rd.ms[i]
-		if f.handle(members, m.Buf, m.Buf[:m.N], m.Addr, now) {
+		if i < placed {
+			f.handlePlaced(members, i, now)
+		} else if f.handle(members, m.Buf, m.Buf[:m.N], m.Addr, now) {
 			m.Buf = nil
 		}
+	}
+	for i := range rd.ms[:placed] {
+		rd.ms[i].Head, rd.ms[i].Body = 0, nil
 	}
 	for _, s := range members {
 		if s.pushed {
@@ -387,7 +399,6 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 			s.signal()
 		}
 	}
-	f.refill(members)
 	f.stats.kernelDrops.Store(f.r.KernelDrops())
 	return err
 }
@@ -402,6 +413,35 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 		f.stats.malformed.Add(1)
 		return false
 	}
+	takers := f.takers(members, topic)
+	if len(takers) == 0 {
+		return false
+	}
+	fr, err := wire.Decode(b)
+	if err != nil {
+		f.stats.malformed.Add(1)
+		return false
+	}
+	if fr.IsFragment() {
+		f.fragment(takers, fr, len(b)-len(fr.Payload), from, now)
+		return false
+	}
+	f.rd.stream.on = false
+	t := f.intern(topic)
+	// A large payload stays in the receive buffer, which goes to the
+	// queues with it; copying is cheaper for small ones.
+	if len(fr.Payload) < lendMin {
+		for _, s := range takers {
+			s.pushed = s.q.push(t, fr.Payload, from, now) || s.pushed
+		}
+		return false
+	}
+	return f.lend(takers, t, fr.Payload, buf, from, now)
+}
+
+// takers returns the members that take messages of topic, and counts the
+// datagram as filtered for the others. The slice is reused.
+func (f *feed) takers(members []*Subscriber, topic []byte) []*Subscriber {
 	takers := f.rd.takers[:0]
 	for _, s := range members {
 		if s.wants(topic) {
@@ -411,38 +451,27 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 		}
 	}
 	f.rd.takers = takers
-	if len(takers) == 0 {
-		return false
-	}
-	fr, err := wire.Decode(b)
-	if err != nil {
-		f.stats.malformed.Add(1)
-		return false
-	}
-	t := f.intern(topic)
-	if !fr.IsFragment() {
-		// A large payload stays in the receive buffer, which goes to the
-		// queues with it; copying is cheaper for small ones.
-		if len(fr.Payload) < lendMin {
-			for _, s := range takers {
-				s.pushed = s.q.push(t, fr.Payload, from, now) || s.pushed
-			}
-			return false
-		}
-		return f.lend(takers, t, fr.Payload, buf, from, now)
-	}
+	return takers
+}
+
+// fragment reassembles fragment fr, whose header was head bytes long,
+// and queues its message to takers if it completes one.
+func (f *feed) fragment(takers []*Subscriber, fr wire.Frame, head int, from netip.AddrPort, now time.Time) {
 	f.stats.fragments.Add(1)
-	payload, _ := f.reasm.Add(from, fr, now)
+	payload, err := f.reasm.Add(from, fr, now)
 	if payload == nil {
-		return false // stored, or dropped and counted by the reassembler
+		if err == nil {
+			f.follow(fr, head, from, false)
+		}
+		return // stored, or dropped and counted by the reassembler
 	}
+	f.follow(fr, head, from, true)
 	// A reassembled payload is queued as it is, not copied: its buffer
 	// leaves the reassembler and comes back once the consumers are done.
 	f.reasm.Keep(payload)
-	if !f.lend(takers, t, payload, payload, from, now) {
+	if !f.lend(takers, f.intern(fr.Topic), payload, payload, from, now) {
 		f.reasm.Recycle(payload)
 	}
-	return false
 }
 
 // lend queues payload, which lies in buf, to takers without copying it.

@@ -94,6 +94,56 @@ func Decode(datagram []byte) (Frame, error) {
 	return Frame{Topic: topic, Payload: piece, Index: index, Count: count}, nil
 }
 
+// FragmentHeader is what precedes a fragment's piece in its datagram.
+type FragmentHeader struct {
+	Topic    []byte // the topic's bytes, pointing into the datagram
+	Index    int    // n, 1-based
+	Count    int    // N
+	PieceLen int    // the length of the piece that follows
+	Len      int    // the header's length: the piece starts this far in
+}
+
+// DecodeFragmentHeader parses the header of a fragment datagram from a
+// prefix of it that reaches at least to the start of the piece; the piece
+// itself need not be there. It lets a receiver that read a fragment's
+// header and its piece into different buffers check what it got. Errors
+// are those of Decode, and ErrNotFragment for a whole message.
+func DecodeFragmentHeader(b []byte) (FragmentHeader, error) {
+	size, rest, err := readArrayHeader(b)
+	if err != nil {
+		return FragmentHeader{}, err
+	}
+	if size != 4 {
+		return FragmentHeader{}, ErrNotFragment
+	}
+	var h FragmentHeader
+	if h.Topic, rest, err = readTopic(rest); err != nil {
+		return FragmentHeader{}, err
+	}
+	if h.Index, rest, err = readInt(rest, ErrIndexType, ErrFragmentIndex); err != nil {
+		return FragmentHeader{}, err
+	}
+	if h.Count, rest, err = readInt(rest, ErrCountType, ErrFragmentCount); err != nil {
+		return FragmentHeader{}, err
+	}
+	if h.Count < 1 {
+		return FragmentHeader{}, ErrFragmentCount
+	}
+	if h.Index < 1 || h.Index > h.Count {
+		return FragmentHeader{}, ErrFragmentIndex
+	}
+	hdr, n, err := readRawHeader(rest, ErrPieceType)
+	if err != nil {
+		return FragmentHeader{}, err
+	}
+	if n > MaxDatagram {
+		return FragmentHeader{}, ErrTruncated // no datagram holds it
+	}
+	h.PieceLen = int(n)
+	h.Len = len(b) - len(rest) + hdr
+	return h, nil
+}
+
 // readArrayHeader reads the frame's array header, which must announce 2
 // or 4 elements. Checking the count here, before any element, means a
 // header claiming 2^32-1 elements costs nothing.
@@ -130,11 +180,23 @@ func readTopic(b []byte) (topic, rest []byte, err error) {
 // takes both types, a 32-bit length can never turn negative in an int,
 // and no error value is allocated. typeErr is returned for other types.
 func readRaw(b []byte, typeErr error) (v, rest []byte, err error) {
-	if len(b) == 0 {
+	hdr, n, err := readRawHeader(b, typeErr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if uint64(len(b)-hdr) < n {
 		return nil, nil, ErrTruncated
 	}
-	var hdr int
-	var n uint64
+	end := hdr + int(n)
+	return b[hdr:end:end], b[end:], nil
+}
+
+// readRawHeader reads the header of a str or bin value: its length and
+// the length of its content.
+func readRawHeader(b []byte, typeErr error) (hdr int, n uint64, err error) {
+	if len(b) == 0 {
+		return 0, 0, ErrTruncated
+	}
 	switch c := b[0]; {
 	case c&0xe0 == 0xa0: // fixstr
 		hdr, n = 1, uint64(c&0x1f)
@@ -145,10 +207,10 @@ func readRaw(b []byte, typeErr error) (v, rest []byte, err error) {
 	case c == 0xdb || c == 0xc6: // str32, bin32
 		hdr = 5
 	default:
-		return nil, nil, typeErr
+		return 0, 0, typeErr
 	}
 	if len(b) < hdr {
-		return nil, nil, ErrTruncated
+		return 0, 0, ErrTruncated
 	}
 	switch hdr {
 	case 2:
@@ -158,11 +220,7 @@ func readRaw(b []byte, typeErr error) (v, rest []byte, err error) {
 	case 5:
 		n = uint64(binary.BigEndian.Uint32(b[1:]))
 	}
-	if uint64(len(b)-hdr) < n {
-		return nil, nil, ErrTruncated
-	}
-	end := hdr + int(n)
-	return b[hdr:end:end], b[end:], nil
+	return hdr, n, nil
 }
 
 // readInt reads any msgpack integer into an int. typeErr is returned for

@@ -34,7 +34,20 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, d []byte) {
 		topic, terr := Topic(d)
+		h, herr := DecodeFragmentHeader(d)
 		fr, err := Decode(d)
+		if fr.IsFragment() && err == nil {
+			// The header decoder agrees, on the datagram and on the prefix
+			// that stops where the piece starts.
+			hl := len(d) - len(fr.Payload)
+			h2, err2 := DecodeFragmentHeader(d[:hl])
+			for _, hh := range []FragmentHeader{h, h2} {
+				if herr != nil || err2 != nil || hh.Len != hl || hh.Index != fr.Index || hh.Count != fr.Count ||
+					hh.PieceLen != len(fr.Payload) || !bytes.Equal(hh.Topic, fr.Topic) {
+					t.Fatalf("DecodeFragmentHeader = %+v, %v / %+v, %v; Decode found %+v", h, herr, h2, err2, fr)
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("Decode error %v is not ErrMalformed", err)
@@ -76,6 +89,15 @@ func FuzzReassemble(f *testing.F) {
 	f.Add([]byte{0x81, 2, 3, 0, 0, 0x82, 1, 3, 0, 0, 0x01, 3, 3, 1, 0, 0xc0, 0x80, 1, 3, 0, 7})
 	f.Add([]byte{0x00, 1, 1, 1, 0, 0x01, 0x18, 1, 1, 1, 0, 0x01, 0x00, 0, 0, 0, 0})
 	f.Add([]byte{0x00, 0xff, 0x80, 1, 0, 0x00, 1, 0x7f, 1, 0, 0x00})
+	// Two messages of three 10-byte pieces (a bin8 of 28 bytes); the
+	// second has pieces 2 and 3 read into place, after garbage in the
+	// region of piece 2.
+	msg := func(ctl2, ctl3 byte) []byte {
+		b := append([]byte{0x00, 1, 3, 10, 0, 0xc4, 28}, make([]byte, 8)...)
+		b = append(append(b, ctl2, 2, 3, 10, 0), make([]byte, 10)...)
+		return append(append(b, ctl3, 3, 3, 10, 0), make([]byte, 10)...)
+	}
+	f.Add(append(msg(0, 0), msg(0x60, 0x40)...))
 
 	lim := Limits{MaxMessageBytes: 3 * MTU, MaxPendingBytes: 5 * MTU, MaxPending: 3, Timeout: 10 * time.Second}
 	senders := []netip.AddrPort{
@@ -89,7 +111,7 @@ func FuzzReassemble(f *testing.F) {
 	lastFill := byte(0)
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewReassembler(lim)
+		r, plain := NewReassembler(lim), NewReassembler(lim)
 		now := time.Unix(1e9, 0)
 		// 200 fragments are plenty to fill and churn 3 pending messages;
 		// the cap keeps each run, and so minimisation, fast.
@@ -110,8 +132,31 @@ func FuzzReassemble(f *testing.F) {
 				piece, data = data[:l], data[l:]
 			}
 			now = now.Add(time.Duration(ctl>>3&3) * time.Second)
+			src := senders[ctl&3]
 			fr := Frame{Topic: topics[ctl>>2&1], Payload: piece, Index: n, Count: count}
-			out, err := r.Add(senders[ctl&3], fr, now)
+			// The same fragment, read into place where Ahead offers a
+			// region for it (bit 6), after another datagram's bytes
+			// landed in the next region (bit 5), must come out as it
+			// does from a Reassembler fed the usual way.
+			placed := fr
+			if ctl&0x20 != 0 {
+				if _, into := r.Ahead(src, fr.Topic, count, 1); into != nil {
+					clear(into)
+				}
+			}
+			if ctl&0x40 != 0 {
+				for k := 1; k <= 4; k++ {
+					if m, into := r.Ahead(src, fr.Topic, count, k); m == n && len(piece) <= len(into) {
+						placed.Payload = into[:copy(into, piece)]
+						break
+					}
+				}
+			}
+			want, werr := plain.Add(src, fr, now)
+			out, err := r.Add(src, placed, now)
+			if !bytes.Equal(out, want) || (out == nil) != (want == nil) || err != werr {
+				t.Fatalf("fragment %d/%d: read into place gave %d bytes, %v; the usual way %d bytes, %v", n, count, len(out), err, len(want), werr)
+			}
 			if out != nil {
 				if err != nil {
 					t.Fatalf("Add returned a payload and %v", err)

@@ -208,6 +208,42 @@ func (r *Reassembler) Add(src netip.AddrPort, f Frame, now time.Time) ([]byte, e
 	return payload, nil
 }
 
+// Ahead lets a receiver read pieces straight into place. For the
+// incomplete message from src with topic and count whose pieces so far
+// arrived in order, all of one length, and without the last one, it
+// returns the number of the piece k places after the last one received
+// (k >= 1) and the part of the message's buffer where that piece goes if
+// the pieces between arrive first: as long as the pieces before it, or
+// shorter for the last piece where the buffer ends. Ahead never grows the
+// buffer: it returns 0 and nil when there is no such message, no such
+// piece, or no room. A receiver that reads the piece into the region and
+// then passes it to Add, as Frame.Payload, spares Add its copy. Ahead
+// changes nothing: a region filled with other bytes is harmless, since
+// Add copies whatever it is given.
+func (r *Reassembler) Ahead(src netip.AddrPort, topic []byte, count, k int) (n int, into []byte) {
+	i := r.find(src, topic, count)
+	if i < 0 || k < 1 {
+		return 0, nil
+	}
+	e := r.active[i]
+	if !e.sorted || e.mixed || e.tail > 0 || e.size <= 0 {
+		return 0, nil
+	}
+	n = len(e.order) + k
+	off := len(e.buf) + (k-1)*e.size
+	end := off + e.size
+	switch {
+	case n > e.count || off >= cap(e.buf):
+		return 0, nil
+	case end > cap(e.buf):
+		if n < e.count {
+			return 0, nil
+		}
+		end = cap(e.buf)
+	}
+	return n, e.buf[off:end:end]
+}
+
 // check validates f against the format and the limits before anything
 // sized by n or N is touched.
 func (r *Reassembler) check(f Frame) error {
@@ -426,12 +462,12 @@ func (r *Reassembler) put(e *entry, n int, b []byte) {
 	end := len(e.buf)
 	e.buf = e.buf[:end+len(b)]
 	if n == e.count {
-		copy(e.buf[end:], b)
+		place(e.buf[end:], b)
 		e.tail = len(b)
 	} else {
 		at := end - e.tail
 		copy(e.buf[at+len(b):], e.buf[at:end]) // memmove: may overlap
-		copy(e.buf[at:], b)
+		place(e.buf[at:], b)
 		e.sorted = e.sorted && n == len(e.order)+1
 		switch {
 		case e.size < 0:
@@ -444,6 +480,15 @@ func (r *Reassembler) put(e *entry, n int, b []byte) {
 	e.have[(n-1)/64] |= 1 << ((n - 1) % 64)
 	e.got++
 	r.held += len(b)
+}
+
+// place copies b to the start of dst, unless b is there already: read
+// into the region Ahead returned.
+func place(dst, b []byte) {
+	if len(b) > 0 && unsafe.SliceData(dst) == unsafe.SliceData(b) {
+		return
+	}
+	copy(dst, b)
 }
 
 // assemble returns the payload of a complete entry, in e.buf. Pieces

@@ -46,7 +46,7 @@ func (b *batch) grow(n int) {
 		return
 	}
 	b.hdrs = make([]unix.Mmsghdr, n)
-	b.iovs = make([]unix.Iovec, 2*n)
+	b.iovs = make([]unix.Iovec, 3*n)
 	b.names = make([]unix.RawSockaddrInet6, n)
 	b.oob = make([]byte, n*oobSize)
 }
@@ -70,18 +70,32 @@ func (b *batch) mmsg(trap, fd uintptr) bool {
 	}
 }
 
-// read fills ms (each with a non-empty Buf) and returns how many datagrams
+// read fills ms (each with a Buf of 65536 bytes or more, and a Head
+// of 1 to len(Buf)-1 where Body is set) and returns how many datagrams
 // arrived, and the kernel's drop counter when a datagram carried it.
 func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error) {
 	b.grow(len(ms))
 	for i := range ms {
-		b.iovs[i].Base = &ms[i].Buf[0]
-		b.iovs[i].SetLen(len(ms[i].Buf))
+		m := &ms[i]
+		iov := b.iovs[3*i : 3*i+3]
+		n := 1
+		if m.Body == nil {
+			iov[0].Base = &m.Buf[0]
+			iov[0].SetLen(len(m.Buf))
+		} else {
+			iov[0].Base = &m.Buf[0]
+			iov[0].SetLen(m.Head)
+			iov[1].Base = unsafe.SliceData(m.Body) // may be empty: an empty last piece
+			iov[1].SetLen(len(m.Body))
+			iov[2].Base = &m.Buf[m.Head]
+			iov[2].SetLen(len(m.Buf) - m.Head)
+			n = 3
+		}
 		h := &b.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 		h.Namelen = unix.SizeofSockaddrInet6
-		h.Iov = &b.iovs[i]
-		h.SetIovlen(1)
+		h.Iov = &iov[0]
+		h.SetIovlen(n)
 		h.Control = &b.oob[i*oobSize]
 		h.SetControllen(oobSize)
 		h.Flags = 0
@@ -110,7 +124,7 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 func (b *batch) write(heads, bodies [][]byte) error {
 	b.grow(len(heads))
 	for i, d := range heads {
-		iov := b.iovs[2*i : 2*i+2]
+		iov := b.iovs[3*i : 3*i+2]
 		iov[0].Base = &d[0]
 		iov[0].SetLen(len(d))
 		n := 1

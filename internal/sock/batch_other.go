@@ -14,7 +14,13 @@ func (b *batch) read(ms []Message) (int, uint64, bool, error) {
 	if err != nil {
 		return 0, 0, false, err
 	}
-	ms[0].N, ms[0].Addr = n, addr
+	m := &ms[0]
+	m.N, m.Addr = n, addr
+	if m.Body != nil && n > m.Head {
+		// Scatter as recvmmsg would have.
+		body := copy(m.Body, m.Buf[m.Head:n])
+		copy(m.Buf[m.Head:], m.Buf[m.Head+body:n])
+	}
 	return 1, 0, false, nil
 }
 

@@ -36,12 +36,35 @@ type Config struct {
 	WriteBuffer int            // SO_SNDBUF to request; 0 keeps the kernel default
 }
 
-// Message is one datagram of a batch. The caller provides Buf; a read
-// fills N and Addr.
+// Message is one datagram of a batch. The caller provides Buf, 65536
+// bytes or more so that any UDP datagram fits, and may provide Body; a
+// read fills N and Addr.
+//
+// With Body set the read scatters the datagram: its first Head bytes
+// land in Buf[:Head], the next len(Body) in Body, and the rest, if any, in
+// Buf[Head:]. A receiver that knows how long a datagram's header will be
+// has its content read straight to where it belongs; Datagram puts a
+// datagram that was not what was expected back together.
 type Message struct {
 	Buf  []byte
+	Head int    // with Body: bytes read into Buf before Body
+	Body []byte // nil: the whole datagram goes into Buf
 	N    int
 	Addr netip.AddrPort
+}
+
+// Datagram returns the datagram read into m as one slice of Buf, first
+// moving the parts read into Body and past it into place when Body is set
+// (two copies of at most the datagram's length).
+func (m *Message) Datagram() []byte {
+	if m.Body == nil || m.N <= m.Head {
+		return m.Buf[:m.N]
+	}
+	body := min(m.N-m.Head, len(m.Body))
+	rest := m.N - m.Head - body
+	copy(m.Buf[m.Head+body:m.N], m.Buf[m.Head:m.Head+rest]) // may overlap: copy moves
+	copy(m.Buf[m.Head:], m.Body[:body])
+	return m.Buf[:m.N]
 }
 
 // ErrNotMulticast reports a group address outside the multicast ranges.

@@ -1,0 +1,5 @@
+package mcl
+
+// PlacedPieces reports how many fragment pieces s's socket read straight
+// into their reassembly buffer.
+func PlacedPieces(s *Subscriber) uint64 { return s.f.stats.placed.Load() }

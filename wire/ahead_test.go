@@ -1,0 +1,107 @@
+package wire_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mcl-go/mcl/wire"
+)
+
+// TestAhead reads pieces straight into the regions Ahead gives, as a
+// receiver with scattered reads does, and checks that the message comes
+// out whole, that a region holding other bytes does no harm, and that
+// Ahead declines whenever the pieces cannot go where it would say.
+func TestAhead(t *testing.T) {
+	r := wire.NewReassembler(wire.Limits{})
+	payload := payloadOfLen(5*wire.MTU+123, 1)
+	frames := fragments(t, "cam", payload) // 6 pieces
+	topic := []byte("cam")
+	if n, into := r.Ahead(sender1, topic, 6, 1); n != 0 || into != nil {
+		t.Fatalf("Ahead with no message held = %d, %d bytes", n, len(into))
+	}
+	// A first message leaves its buffer for reuse: room for the next.
+	if got, err := feed(t, r, sender1, frames, []int{0, 1, 2, 3, 4, 5}); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("first message: %v", err)
+	}
+	if _, err := r.Add(sender1, frames[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Ahead(sender2, topic, 6, 1); n != 0 {
+		t.Errorf("Ahead for another sender = %d", n)
+	}
+	if n, _ := r.Ahead(sender1, topic, 6, 6); n != 0 {
+		t.Errorf("Ahead past the last piece = %d", n)
+	}
+	var regions [][]byte
+	for k := 1; k <= 5; k++ {
+		n, into := r.Ahead(sender1, topic, 6, k)
+		if n != k+1 || len(into) < len(frames[n-1].Payload) {
+			t.Fatalf("Ahead k=%d = piece %d, %d bytes; want piece %d", k, n, len(into), k+1)
+		}
+		regions = append(regions, into)
+	}
+	// Pieces 2 and 3 arrive where they were expected; the region of piece
+	// 4 gets another datagram's bytes, and piece 4 comes later from a
+	// buffer of its own, as does everything once that went wrong.
+	for k, n := range []int{2, 3} {
+		into := regions[k][:copy(regions[k], frames[n-1].Payload)]
+		if _, err := r.Add(sender1, wire.Frame{Topic: topic, Payload: into, Index: n, Count: 6}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copy(regions[2], bytes.Repeat([]byte{0xee}, len(regions[2])))
+	if n, _ := r.Ahead(sender1, topic, 6, 1); n != 4 {
+		t.Errorf("Ahead after pieces 1-3 = piece %d, want 4", n)
+	}
+	got, err := feed(t, r, sender1, frames, []int{3, 4, 5})
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("message read partly in place: %v, equal %v", err, bytes.Equal(got, payload))
+	}
+
+	// Out of order, or with the last piece held, pieces do not land
+	// where Ahead would put them: it declines.
+	if _, err := r.Add(sender1, frames[2], t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Add(sender1, frames[0], t0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.Ahead(sender1, topic, 6, 1); n != 0 {
+		t.Errorf("Ahead after pieces out of order = %d", n)
+	}
+	r2 := wire.NewReassembler(wire.Limits{})
+	feed(t, r2, sender1, frames, []int{0, 1, 2, 3, 4, 5})
+	for _, i := range []int{0, 5} {
+		if _, err := r2.Add(sender1, frames[i], t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := r2.Ahead(sender1, topic, 6, 1); n != 0 {
+		t.Errorf("Ahead with the last piece held = %d", n)
+	}
+}
+
+// TestDecodeFragmentHeader checks the header-only decoder against Decode,
+// on a prefix that stops where the piece starts.
+func TestDecodeFragmentHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n, count, size int
+	}{{1, 2, wire.MTU}, {2, 2, 10}, {200, 300, wire.MTU}, {3, 3, 0}} {
+		d := wire.AppendFragment(nil, "topic", tc.n, tc.count, bytes.Repeat([]byte{7}, tc.size))
+		f, err := wire.Decode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl := len(d) - len(f.Payload)
+		h, err := wire.DecodeFragmentHeader(d[:hl])
+		if err != nil || h.Len != hl || h.Index != tc.n || h.Count != tc.count || h.PieceLen != tc.size || string(h.Topic) != "topic" {
+			t.Errorf("%+v: header %+v, %v; want length %d", tc, h, err, hl)
+		}
+		if _, err := wire.DecodeFragmentHeader(d[:hl-1]); err == nil {
+			t.Errorf("%+v: a header cut short decodes", tc)
+		}
+	}
+	if _, err := wire.DecodeFragmentHeader(wire.AppendMessage(nil, "t", []byte{1})); err != wire.ErrNotFragment {
+		t.Errorf("whole message: %v, want ErrNotFragment", err)
+	}
+}
