@@ -115,7 +115,7 @@ var feeds = struct {
 }{m: make(map[feedKey]*feed)}
 
 // join adds s to the feed for its Connection and limits, opening one if
-// there is none. Errors: the socket's, wrapped with the group.
+// there is none. Errors: those of opening the socket (sock.Listen).
 func join(s *Subscriber, limits wire.Limits) (*feed, error) {
 	c := s.conn
 	key := feedKey{group: c.group, readBuffer: c.readBuffer, limits: limits}

@@ -19,10 +19,6 @@ const (
 	// maxInterned bounds the topic strings a Subscriber keeps to avoid an
 	// allocation per message.
 	maxInterned = 1024
-	// gatherMin is the smallest payload of a single datagram sent from
-	// where it lies (sendmsg with two iovecs) rather than copied behind
-	// its header.
-	gatherMin = 4 << 10
 	// lendMin is the smallest payload handed to the queue in its receive
 	// buffer rather than copied.
 	lendMin = 8 << 10

@@ -102,21 +102,15 @@ func (p *Publisher) send(topic string, payload []byte) error {
 		return fmt.Errorf("%w: %d bytes: keep topics under %d bytes", ErrTopicTooLong, len(topic), wire.MaxTopic)
 	}
 	var err error
-	switch {
-	case !wire.Fits(topic, payload):
-		err = p.sendFragments(topic, payload)
-	case len(payload) < gatherMin:
+	if wire.Fits(topic, payload) {
+		// Copied behind its header, not sent from where it lies with a
+		// second iovec: for one datagram the copy is the faster (16 KB
+		// round trips took a quarter longer with two iovecs).
 		p.frame = wire.AppendMessage(p.frame[:0], topic, payload)
 		err = p.s.Write(p.frame)
 		p.count(err, 1, len(p.frame))
-	default:
-		// The frame's head and the payload go out as they lie, uncopied.
-		p.frame = wire.AppendMessage(p.frame[:0], topic, nil)
-		p.frames = append(p.frames[:0], p.frame)
-		p.pieces = append(p.pieces[:0], payload)
-		err = p.s.WriteGather(p.frames, p.pieces)
-		clear(p.pieces) // the caller's payload is not ours to keep
-		p.count(err, 1, len(p.frame)+len(payload))
+	} else {
+		err = p.sendFragments(topic, payload)
 	}
 	if err != nil {
 		return fmt.Errorf("mcl: publish on %s: %w", p.conn, err)
@@ -143,7 +137,7 @@ func (p *Publisher) sendFragments(topic string, payload []byte) error {
 		start = end
 	}
 	err := p.s.WriteGather(p.frames, p.pieces)
-	clear(p.pieces)
+	clear(p.pieces) // the caller's payload is not ours to keep
 	p.count(err, n, len(p.frame)+len(payload))
 	return err
 }

@@ -1,8 +1,12 @@
 package mcl
 
 // SubscriberStats counts what a Subscriber received and what became of it.
-// Every datagram read is counted once as filtered, malformed, a fragment,
-// or a whole message; the reassembly counters say what became of fragments.
+// Delivered, Filtered, Dropped and Panics are the Subscriber's own; the
+// other counters are those of the socket it shares with the process's
+// other Subscribers of the group (see Subscriber.Stats). For a Subscriber
+// alone on its socket, every datagram read is counted once as filtered,
+// malformed, a fragment, or a whole message; the reassembly counters say
+// what became of fragments.
 type SubscriberStats struct {
 	Datagrams   uint64 // datagrams read from the socket
 	Bytes       uint64 // bytes in those datagrams

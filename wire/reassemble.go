@@ -66,7 +66,8 @@ type ReassemblyStats struct {
 //
 // Memory grows with the piece bytes received, never with the N a
 // fragment claims. A message's buffer holds the pieces that have arrived,
-// each copied in once on arrival: pieces 1 to N-1 in arrival order, then
+// each copied in once on arrival (or read there directly by a receiver
+// that asked Ahead where it goes): pieces 1 to N-1 in arrival order, then
 // piece N, which is kept at the end (moved up past each later piece, a
 // copy of at most MTU bytes). When pieces 1 to N-1 arrived in order, as
 // they do on a LAN, the completed buffer is the payload as it stands,

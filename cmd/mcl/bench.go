@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 	cfg := bench.Default
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "bench [--duration D] [--rounds N] [--json]",
+		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--json]",
 		Short: "Measure mcl against plain sockets in a private sandbox network",
 		Long: `bench re-runs itself in a private network namespace (as mcl demo does) and
 measures, in one run, mcl and a baseline: the same multicast sockets and batch
@@ -30,14 +30,18 @@ half the receive buffer mcl requests, so the rows show the rate a receiver
 sustains without loss. Latency rows time --rounds ping-pong round trips.
 Every row gives messages/s, MB/s (10^6 bytes, per subscriber), loss and the
 ratio mcl/baseline (messages/s for throughput; p50 and p99 for latency).
-The machine is shared and noisy: compare ratios, not absolute numbers.`,
+On a shared machine one run of a row can be off by a factor of two:
+--repeat measures every row several times, mcl and baseline back to back
+each time, and keeps the run with the median ratio. Compare ratios, not
+absolute numbers.`,
 		Example: `  mcl bench
   mcl bench --duration 3s --rounds 10000
+  mcl bench --repeat 5
   mcl bench --json > bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfg.Duration <= 0 || cfg.Rounds <= 0 {
-				return usagef("--duration and --rounds must be positive")
+			if cfg.Duration <= 0 || cfg.Rounds <= 0 || cfg.Repeat <= 0 {
+				return usagef("--duration, --rounds and --repeat must be positive")
 			}
 			if _, err := sandbox.Enter(); err != nil {
 				return fmt.Errorf("bench needs a private network namespace and could not make one: %w", err)
@@ -59,6 +63,7 @@ The machine is shared and noisy: compare ratios, not absolute numbers.`,
 	f := c.Flags()
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each throughput row publishes, e.g. 3s")
 	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "round trips per latency row")
+	f.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "measure every row this many times and keep the median")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object instead of a table")
 	return c
 }

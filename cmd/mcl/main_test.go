@@ -194,6 +194,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"sub", "--bogus"}, "", 2, "unknown flag"},
 		{[]string{"sub", "--timeout", "soon"}, "", 2, "invalid argument"},
 		{[]string{"demo", "--duration", "0s"}, "", 2, "--duration"},
+		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
 	} {
 		r := mcl_(context.Background(), tc.in, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {

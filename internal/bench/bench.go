@@ -26,6 +26,7 @@ type Config struct {
 	Fanouts      []int         // subscriber counts for throughput rows
 	LatencySizes []int         // payload sizes for ping-pong rows
 	Rounds       int           // round trips per latency row
+	Repeat       int           // times each row is measured; the median is kept
 	// Progress, when set, is called before each measurement.
 	Progress func(done, total int, what string)
 }
@@ -39,6 +40,7 @@ var Default = Config{
 	Fanouts:      []int{1, 4},
 	LatencySizes: []int{64, 16 << 10},
 	Rounds:       2000,
+	Repeat:       1,
 }
 
 // Result is one measurement of one implementation.
@@ -74,7 +76,7 @@ type Report struct {
 // Run measures every row of cfg.
 func Run(cfg Config) (*Report, error) {
 	cfg = withDefaults(cfg)
-	total := 2 * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
+	total := 2 * cfg.Repeat * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
 	done := 0
 	step := func(what string) {
 		if cfg.Progress != nil {
@@ -90,47 +92,59 @@ func Run(cfg Config) (*Report, error) {
 	rep := &Report{}
 	for _, subs := range cfg.Fanouts {
 		for _, size := range cfg.Sizes {
-			row := Row{Kind: "throughput", Size: size, Subscribers: subs}
-			for _, impl := range []struct {
-				name string
-				fn   func(*mcl.Connection, int, int, time.Duration) (Result, error)
-				out  *Result
-			}{{"mcl", throughputMCL, &row.MCL}, {"baseline", throughputBaseline, &row.Baseline}} {
-				step(fmt.Sprintf("throughput %s x%d %s", sizeName(size), subs, impl.name))
-				c, err := nextConn()
-				if err != nil {
-					return nil, err
+			row, err := repeat(cfg.Repeat, func() (Row, error) {
+				row := Row{Kind: "throughput", Size: size, Subscribers: subs}
+				for _, impl := range []struct {
+					name string
+					fn   func(*mcl.Connection, int, int, time.Duration) (Result, error)
+					out  *Result
+				}{{"mcl", throughputMCL, &row.MCL}, {"baseline", throughputBaseline, &row.Baseline}} {
+					step(fmt.Sprintf("throughput %s x%d %s", sizeName(size), subs, impl.name))
+					c, err := nextConn()
+					if err != nil {
+						return row, err
+					}
+					if *impl.out, err = impl.fn(c, size, subs, cfg.Duration); err != nil {
+						return row, fmt.Errorf("%s throughput, %s: %w", impl.name, sizeName(size), err)
+					}
 				}
-				if *impl.out, err = impl.fn(c, size, subs, cfg.Duration); err != nil {
-					return nil, fmt.Errorf("%s throughput, %s: %w", impl.name, sizeName(size), err)
-				}
+				row.Ratio = ratio(row.MCL.MsgsPerSec, row.Baseline.MsgsPerSec)
+				return row, nil
+			})
+			if err != nil {
+				return nil, err
 			}
-			row.Ratio = ratio(row.MCL.MsgsPerSec, row.Baseline.MsgsPerSec)
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
 	for _, size := range cfg.LatencySizes {
-		row := Row{Kind: "latency", Size: size, Subscribers: 1}
-		for _, impl := range []struct {
-			name string
-			fn   func(ping, pong *mcl.Connection, size, rounds int) (Result, error)
-			out  *Result
-		}{{"mcl", latencyMCL, &row.MCL}, {"baseline", latencyBaseline, &row.Baseline}} {
-			step(fmt.Sprintf("latency %s %s", sizeName(size), impl.name))
-			ping, err := nextConn()
-			if err != nil {
-				return nil, err
+		row, err := repeat(cfg.Repeat, func() (Row, error) {
+			row := Row{Kind: "latency", Size: size, Subscribers: 1}
+			for _, impl := range []struct {
+				name string
+				fn   func(ping, pong *mcl.Connection, size, rounds int) (Result, error)
+				out  *Result
+			}{{"mcl", latencyMCL, &row.MCL}, {"baseline", latencyBaseline, &row.Baseline}} {
+				step(fmt.Sprintf("latency %s %s", sizeName(size), impl.name))
+				ping, err := nextConn()
+				if err != nil {
+					return row, err
+				}
+				pong, err := nextConn()
+				if err != nil {
+					return row, err
+				}
+				if *impl.out, err = impl.fn(ping, pong, size, cfg.Rounds); err != nil {
+					return row, fmt.Errorf("%s latency, %s: %w", impl.name, sizeName(size), err)
+				}
 			}
-			pong, err := nextConn()
-			if err != nil {
-				return nil, err
-			}
-			if *impl.out, err = impl.fn(ping, pong, size, cfg.Rounds); err != nil {
-				return nil, fmt.Errorf("%s latency, %s: %w", impl.name, sizeName(size), err)
-			}
+			row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
+			row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
+			return row, nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
-		row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
 		rep.Rows = append(rep.Rows, row)
 	}
 	if cfg.Progress != nil {
@@ -139,12 +153,29 @@ func Run(cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// repeat measures a row n times and returns the measurement whose ratio
+// is the median: on a shared machine one run of a row can be off by a
+// factor of two, a median of several much less.
+func repeat(n int, measure func() (Row, error)) (Row, error) {
+	rows := make([]Row, 0, n)
+	for range n {
+		r, err := measure()
+		if err != nil {
+			return r, err
+		}
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b Row) int { return cmp.Compare(a.Ratio, b.Ratio) })
+	return rows[len(rows)/2], nil
+}
+
 func withDefaults(c Config) Config {
 	d := Default
 	c.Group = cmp.Or(c.Group, d.Group)
 	c.Port = cmp.Or(c.Port, d.Port)
 	c.Duration = cmp.Or(c.Duration, d.Duration)
 	c.Rounds = cmp.Or(c.Rounds, d.Rounds)
+	c.Repeat = cmp.Or(c.Repeat, d.Repeat)
 	if c.Sizes == nil {
 		c.Sizes = d.Sizes
 	}

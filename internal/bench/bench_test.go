@@ -54,3 +54,15 @@ func TestPayloadSize(t *testing.T) {
 		}
 	}
 }
+
+func TestRepeatKeepsMedian(t *testing.T) {
+	ratios := []float64{3, 0.5, 2, 1, 9}
+	calls := 0
+	row, err := repeat(len(ratios), func() (Row, error) {
+		calls++
+		return Row{Ratio: ratios[calls-1], Size: calls}, nil
+	})
+	if err != nil || calls != 5 || row.Ratio != 2 || row.Size != 3 {
+		t.Errorf("repeat kept %+v after %d calls (%v); want the third run, ratio 2", row, calls, err)
+	}
+}

@@ -14,9 +14,11 @@
 // A Sender is a UDP socket connected to the group, with hops, loopback and
 // interface set before connect so the kernel's cached route honours them.
 //
-// Both sides move datagrams in batches (recvmmsg/sendmmsg through
-// golang.org/x/net/ipv4 and ipv6, which fall back to one datagram a call
-// on platforms without them).
+// Both sides move datagrams in batches: recvmmsg and sendmmsg on Linux,
+// written against golang.org/x/sys/unix so that a batch allocates nothing
+// (see batch_linux.go), one datagram a call elsewhere. Reads may scatter a
+// datagram, so that its content lands straight where the caller wants it
+// (Message.Body).
 package sock
 
 import (
