@@ -21,8 +21,14 @@ import (
 // traffic is interleaved.
 
 // placeCooldown is how many batches are read normally after a datagram of
-// another sender or message arrived where a piece was expected.
-const placeCooldown = 16
+// another sender or message arrived where a piece was expected. placeMin
+// is the fewest fragments of messages read into place: the reads that do
+// it return fewer datagrams, which a message of two (often a full piece
+// and a small one) does not repay.
+const (
+	placeCooldown = 16
+	placeMin      = 3
+)
 
 // stream is the fragmented message the feed read a piece of last.
 type stream struct {
@@ -56,15 +62,15 @@ func uintLen(v int) int {
 // plan lays rd.ms out for the next read and returns how many datagrams to
 // read: the pieces expected next of the stream, each read into place; one
 // datagram after a stream's message completed, to learn where the next
-// message goes before reading on; else a full batch. readMu is held.
+// message goes before reading on; else a plain batch. readMu is held.
 func (f *feed) plan() int {
 	rd, st := &f.rd, &f.rd.stream
-	if !st.on {
-		return len(rd.ms)
+	if !st.on || st.count < placeMin {
+		return rd.batch
 	}
 	if st.cooldown > 0 {
 		st.cooldown--
-		return len(rd.ms)
+		return rd.batch
 	}
 	if st.complete {
 		return 1
@@ -81,7 +87,7 @@ func (f *feed) plan() int {
 		st.expect[k] = n
 	}
 	if k == 0 {
-		return len(rd.ms)
+		return rd.batch
 	}
 	return k
 }
