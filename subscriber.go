@@ -338,10 +338,11 @@ func (s *Subscriber) Messages(ctx context.Context) iter.Seq[*Message] {
 	}
 }
 
-// Close leaves the group, stops the Subscriber's goroutines and discards
-// queued messages. It waits for a running callback to return, unless it is
-// called from that callback. It is safe to call more than once; later calls
-// return nil.
+// Close stops the Subscriber's goroutines and discards queued messages;
+// the shared socket leaves the group with the process's last Subscriber of
+// it. Close waits for a running callback to return, unless it is called
+// from that callback. It is safe to call more than once; later calls
+// return nil. Errors: the socket's, from closing it.
 func (s *Subscriber) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
