@@ -328,3 +328,66 @@ func TestPiecesInPlace(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestChurn has Subscribers join and leave a group again and again while a
+// long-lived one receives a steady stream: the socket passes between that
+// one's consumer and the shared reader every time, and no message may be
+// lost, duplicated or reordered, nor may anything hang.
+func TestChurn(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	const n = 2000
+	got := make(chan int, n)
+	s, err := mcl.Subscribe(c, func(m *mcl.Message) {
+		var v int
+		m.Decode(&v)
+		got <- v
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := publisher(t, c)
+	done := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		defer close(churned)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			other, err := mcl.SubscribeSync(c)
+			if err != nil {
+				churned <- err
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			other.Next(ctx) // take a message, or not
+			cancel()
+			other.Close()
+		}
+	}()
+	for i := range n {
+		if err := pub.Publish("t", i); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			time.Sleep(time.Millisecond) // a steady stream, not a flood
+		}
+	}
+	for want := range n {
+		select {
+		case v := <-got:
+			if v != want {
+				t.Fatalf("got %d, want %d", v, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d messages; stats %+v", want, n, s.Stats())
+		}
+	}
+	close(done)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
+	}
+}
