@@ -137,11 +137,7 @@ func join(s *Subscriber, limits wire.Limits) (*feed, error) {
 		f.backing.Add(1)
 		go f.backup()
 	}
-	var members []*Subscriber
-	if old := f.members.Load(); old != nil {
-		members = slices.Clone(*old)
-	}
-	members = append(members, s)
+	members := append(slices.Clone(*f.members.Load()), s)
 	f.members.Store(&members)
 	if len(members) == 2 {
 		f.shared.Store(true)
@@ -168,6 +164,7 @@ func newFeed(key feedKey, r *sock.Receiver, limits wire.Limits) *feed {
 	for i := range f.rd.ms {
 		f.rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
 	}
+	f.members.Store(&[]*Subscriber{}) // never nil, even to a backup that starts first
 	return f
 }
 
@@ -307,7 +304,7 @@ func (f *feed) readWhileWanted() bool {
 		case errors.Is(err, net.ErrClosed):
 			return false
 		default:
-			if f.pause(nil, nil) != nil {
+			if f.pause(context.Background(), nil) != nil {
 				return false
 			}
 		}
@@ -323,21 +320,18 @@ func (f *feed) preempted() error {
 }
 
 // pause counts a read error and waits a little, so that a persistent error
-// does not spin. Errors: ErrClosed when the feed or s closes, and ctx's.
-func (f *feed) pause(s *Subscriber, ctx context.Context) error {
+// does not spin. Errors: ErrClosed when the feed closes or done is closed,
+// and ctx's.
+func (f *feed) pause(ctx context.Context, done <-chan struct{}) error {
 	f.stats.readErrors.Add(1)
 	t := time.NewTimer(10 * time.Millisecond)
 	defer t.Stop()
-	var sdone, cdone <-chan struct{}
-	if s != nil {
-		sdone, cdone = s.done, ctx.Done()
-	}
 	select {
 	case <-f.done:
 		return ErrClosed
-	case <-sdone:
+	case <-done:
 		return ErrClosed
-	case <-cdone:
+	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
 		return nil
@@ -394,7 +388,7 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 			rd.expireAt = time.Time{}
 		}
 	}
-	members := *f.members.Load()
+	members := *f.members.Load() // again: one may have joined during the read
 	for i := range rd.ms[:n] {
 		m := &rd.ms[i]
 		if i < placed {
@@ -403,8 +397,8 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 			m.Buf = nil
 		}
 	}
-	for i := range rd.ms[:placed] {
-		rd.ms[i].Head, rd.ms[i].Body = 0, nil
+	for i := range rd.ms[:asked] {
+		rd.ms[i].Head, rd.ms[i].Body = 0, nil // the next plan lays out afresh
 	}
 	for _, s := range members {
 		if s.pushed {

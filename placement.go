@@ -43,22 +43,6 @@ type stream struct {
 	expect   [batchSize]int
 }
 
-// uintLen is the length of msgpack's shortest encoding of v, as Python's
-// msgpack and wire write fragment numbers.
-func uintLen(v int) int {
-	switch {
-	case v < 1<<7:
-		return 1
-	case v < 1<<8:
-		return 2
-	case v < 1<<16:
-		return 3
-	case v < 1<<32:
-		return 5
-	}
-	return 9
-}
-
 // plan lays rd.ms out for the next read and returns how many datagrams to
 // read: the pieces expected next of the stream, each read into place; one
 // datagram after a stream's message completed, to learn where the next
@@ -82,7 +66,7 @@ func (f *feed) plan() int {
 			break
 		}
 		m := &rd.ms[k]
-		m.Head = st.head - uintLen(st.index) + uintLen(n)
+		m.Head = st.head - wire.IndexLen(st.index) + wire.IndexLen(n)
 		m.Body = into
 		st.expect[k] = n
 	}
@@ -93,22 +77,18 @@ func (f *feed) plan() int {
 }
 
 // unplan puts the datagrams read into rd.ms[:n] that are not the expected
-// pieces back together, with every one after the first of them (handling
-// that one may write where the later pieces lie), and clears the layout
-// of those. It reports how many datagrams from the start are pieces in
-// place. readMu is held.
+// pieces back together in their Buf, with every one after the first of
+// them (handling that one may write where the later pieces lie). It
+// reports how many datagrams from the start are pieces in place. readMu
+// is held.
 func (f *feed) unplan(n int) int {
 	rd := &f.rd
 	good := 0
 	for good < n && rd.ms[good].Body != nil && f.inPlace(good) {
 		good++
 	}
-	for i := good; i < len(rd.ms); i++ {
-		m := &rd.ms[i]
-		if m.Body != nil && i < n {
-			m.Datagram()
-		}
-		m.Head, m.Body = 0, nil
+	for i := good; i < n; i++ {
+		rd.ms[i].Datagram()
 	}
 	return good
 }

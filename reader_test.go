@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,39 +12,56 @@ import (
 	"github.com/mcl-go/mcl/wire"
 )
 
-// TestSlowCallbackKeepsReading blocks a callback and expects the socket to
-// be read meanwhile: the backup reader queues what arrives, and the
-// callback sees every message, in order, once released.
-func TestSlowCallbackKeepsReading(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
-	release := make(chan struct{})
-	got := make(chan int, 100)
+// intSubscriber subscribes with a callback that decodes each payload as an
+// int, calls work with it (which may be slow), and sends it on the
+// returned channel, which holds n.
+func intSubscriber(t *testing.T, c *mcl.Connection, n int, work func(v int)) (*mcl.Subscriber, <-chan int) {
+	t.Helper()
+	got := make(chan int, n)
 	s, err := mcl.Subscribe(c, func(m *mcl.Message) {
-		<-release
 		var v int
 		m.Decode(&v)
+		work(v)
 		got <- v
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	pub := publisher(t, c)
-	for i := range 50 {
-		pub.Publish("t", i)
-	}
-	eventually(t, "the backup to read while the callback is blocked", func() bool { return s.Stats().Datagrams == 50 })
-	close(release)
-	for want := range 50 {
+	t.Cleanup(func() { s.Close() })
+	return s, got
+}
+
+// inOrder expects 0..n-1 on got, in order, each within a deadline.
+func inOrder(t *testing.T, s *mcl.Subscriber, got <-chan int, n int) {
+	t.Helper()
+	for want := range n {
 		select {
 		case v := <-got:
 			if v != want {
 				t.Fatalf("got %d, want %d", v, want)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("got %d of 50 messages", want)
+			t.Fatalf("got %d of %d messages; stats %+v", want, n, s.Stats())
 		}
 	}
+}
+
+// TestSlowCallbackKeepsReading blocks a callback and expects the socket to
+// be read meanwhile: the backup reader queues what arrives, and the
+// callback sees every message, in order, once released.
+func TestSlowCallbackKeepsReading(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	release := make(chan struct{})
+	s, got := intSubscriber(t, c, 50, func(int) { <-release })
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before Close, which waits for the callback
+	pub := publisher(t, c)
+	for i := range 50 {
+		pub.Publish("t", i)
+	}
+	eventually(t, "the backup to read while the callback is blocked", func() bool { return s.Stats().Datagrams == 50 })
+	unblock()
+	inOrder(t, s, got, 50)
 }
 
 // TestBackupWakesAfterIdle lets the backup reader park (the consumer waits
@@ -134,19 +152,11 @@ func TestNextInterrupted(t *testing.T) {
 func TestHandOver(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
 	const n = 3000
-	got := make(chan int, n)
-	s, err := mcl.Subscribe(c, func(m *mcl.Message) {
-		var v int
-		m.Decode(&v)
+	s, got := intSubscriber(t, c, n, func(v int) {
 		if v%100 == 0 {
 			time.Sleep(3 * time.Millisecond) // slow work: the backup takes the socket
 		}
-		got <- v
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	pub := publisher(t, c)
 	for i := range n {
 		pub.Publish("t", i)
@@ -154,16 +164,7 @@ func TestHandOver(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // and idle spells: the consumer takes it back
 		}
 	}
-	for want := range n {
-		select {
-		case v := <-got:
-			if v != want {
-				t.Fatalf("got %d, want %d", v, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("got %d of %d messages; stats %+v", want, n, s.Stats())
-		}
-	}
+	inOrder(t, s, got, n)
 	if st := s.Stats(); st.Delivered != n || st.Dropped != 0 || st.KernelDrops != 0 {
 		t.Errorf("stats %+v", st)
 	}
@@ -336,16 +337,7 @@ func TestPiecesInPlace(t *testing.T) {
 func TestChurn(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
 	const n = 2000
-	got := make(chan int, n)
-	s, err := mcl.Subscribe(c, func(m *mcl.Message) {
-		var v int
-		m.Decode(&v)
-		got <- v
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, got := intSubscriber(t, c, n, func(int) {})
 	pub := publisher(t, c)
 	done := make(chan struct{})
 	churned := make(chan error, 1)
@@ -376,16 +368,7 @@ func TestChurn(t *testing.T) {
 			time.Sleep(time.Millisecond) // a steady stream, not a flood
 		}
 	}
-	for want := range n {
-		select {
-		case v := <-got:
-			if v != want {
-				t.Fatalf("got %d, want %d", v, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("got %d of %d messages; stats %+v", want, n, s.Stats())
-		}
-	}
+	inOrder(t, s, got, n)
 	close(done)
 	if err := <-churned; err != nil {
 		t.Fatal(err)

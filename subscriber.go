@@ -160,19 +160,28 @@ func (s *Subscriber) next(ctx context.Context) error {
 			s.stats.delivered.Add(1)
 			return nil
 		}
+		var err error
 		if s.f.sole(s) {
-			if err := s.readAsConsumer(ctx); err != nil {
-				return err
-			}
-			continue
+			err = s.readAsConsumer(ctx)
+		} else {
+			err = s.wait(ctx)
 		}
-		select {
-		case <-s.ready:
-		case <-s.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
+		if err != nil {
+			return err
 		}
+	}
+}
+
+// wait blocks until messages may have been queued (or the socket changed
+// hands). Errors: ErrClosed, and ctx's.
+func (s *Subscriber) wait(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -188,14 +197,7 @@ func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 		f.wantRead.Store(true)
 		defer f.wantRead.Store(false)
 		f.kick()
-		select {
-		case <-s.ready:
-			return nil
-		case <-s.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return s.wait(ctx) // for word that the backup let go
 	}
 	defer f.readMu.Unlock()
 	if err := s.watch(ctx); err != nil {
@@ -233,7 +235,7 @@ func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			if err := f.pause(s, ctx); err != nil {
+			if err := f.pause(ctx, s.done); err != nil {
 				return err
 			}
 		}

@@ -203,27 +203,26 @@ func (d *decoder) u64() uint64 {
 func (d *decoder) bytes32() []byte { return d.take(uint64(d.u32())) }
 func (d *decoder) str() string     { return string(d.bytes32()) }
 
-func (d *decoder) stringMap() map[string]string {
+// decodeMap decodes a Map<K, V>: a uint32 byte length, then key and value
+// pairs until those bytes are used up.
+func decodeMap[K comparable, V any](d *decoder, key func(*decoder) K, val func(*decoder) V) map[K]V {
 	sub := decoder{b: d.bytes32()}
-	m := make(map[string]string)
+	m := make(map[K]V)
 	for len(sub.b) > 0 && !sub.bad {
-		k := sub.str()
-		m[k] = sub.str()
+		k := key(&sub)
+		m[k] = val(&sub)
 	}
 	d.bad = d.bad || sub.bad
 	return m
 }
 
+func (d *decoder) stringMap() map[string]string {
+	return decodeMap(d, (*decoder).str, (*decoder).str)
+}
+
 // u16u64Map decodes Map<uint16, uint64>, used by Statistics and Chunk Index.
 func (d *decoder) u16u64Map() map[uint16]uint64 {
-	sub := decoder{b: d.bytes32()}
-	m := make(map[uint16]uint64)
-	for len(sub.b) > 0 && !sub.bad {
-		k := sub.u16()
-		m[k] = sub.u64()
-	}
-	d.bad = d.bad || sub.bad
-	return m
+	return decodeMap(d, (*decoder).u16, (*decoder).u64)
 }
 
 func parseSchema(b []byte) (Schema, bool) {

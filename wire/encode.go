@@ -102,6 +102,24 @@ func AppendFragmentHeader(dst []byte, topic string, n, count, pieceLen int) []by
 	return appendStrHeader(dst, pieceLen)
 }
 
+// IndexLen returns the length of fragment number n in a fragment's header,
+// msgpack's shortest encoding of it, as AppendFragmentHeader and Python's
+// msgpack write it. A receiver that knows one fragment's header length
+// knows the next one's from it.
+func IndexLen(n int) int {
+	switch {
+	case n < 1<<7:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	case n < 1<<32:
+		return 5
+	}
+	return 9
+}
+
 // Fits reports whether the datagram [topic, payload] is at most MTU bytes,
 // in which case it is sent whole, and otherwise as fragments. It computes
 // the size without encoding.

@@ -247,3 +247,13 @@ func TestAppendMessageAllocs(t *testing.T) {
 		t.Errorf("AppendFragment with capacity: %v allocs, want 0", allocs)
 	}
 }
+
+func TestIndexLen(t *testing.T) {
+	for _, n := range []int{1, 127, 128, 255, 256, 65535, 65536, 1 << 31, 1<<32 - 1, 1 << 32} {
+		// Array, topic "t", n, N = 2^33 (a uint64, 9 bytes), a 10-byte piece's fixstr.
+		h := wire.AppendFragmentHeader(nil, "t", n, 1<<33, 10)
+		if want := len(h) - 1 - 2 - 9 - 1; wire.IndexLen(n) != want {
+			t.Errorf("IndexLen(%d) = %d, header says %d", n, wire.IndexLen(n), want)
+		}
+	}
+}
