@@ -76,7 +76,7 @@ type Report struct {
 // Run measures every row of cfg.
 func Run(cfg Config) (*Report, error) {
 	cfg = withDefaults(cfg)
-	total := 2 * cfg.Repeat * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
+	total := cfg.Repeat * (2*len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
 	done := 0
 	step := func(what string) {
 		if cfg.Progress != nil {
@@ -120,23 +120,18 @@ func Run(cfg Config) (*Report, error) {
 	for _, size := range cfg.LatencySizes {
 		row, err := repeat(cfg.Repeat, func() (Row, error) {
 			row := Row{Kind: "latency", Size: size, Subscribers: 1}
-			for _, impl := range []struct {
-				name string
-				fn   func(ping, pong *mcl.Connection, size, rounds int) (Result, error)
-				out  *Result
-			}{{"mcl", latencyMCL, &row.MCL}, {"baseline", latencyBaseline, &row.Baseline}} {
-				step(fmt.Sprintf("latency %s %s", sizeName(size), impl.name))
-				ping, err := nextConn()
-				if err != nil {
+			step(fmt.Sprintf("latency %s", sizeName(size)))
+			var conns [4]*mcl.Connection
+			for i := range conns {
+				var err error
+				if conns[i], err = nextConn(); err != nil {
 					return row, err
 				}
-				pong, err := nextConn()
-				if err != nil {
-					return row, err
-				}
-				if *impl.out, err = impl.fn(ping, pong, size, cfg.Rounds); err != nil {
-					return row, fmt.Errorf("%s latency, %s: %w", impl.name, sizeName(size), err)
-				}
+			}
+			var err error
+			row.MCL, row.Baseline, err = latencyRow(conns[0], conns[1], conns[2], conns[3], size, cfg.Rounds)
+			if err != nil {
+				return row, fmt.Errorf("latency, %s: %w", sizeName(size), err)
 			}
 			row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
 			row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
