@@ -298,7 +298,7 @@ func (f *feed) read() bool {
 // feed is closed. readMu is held.
 func (f *feed) readWhileWanted() bool {
 	for f.shared.Load() || !f.wantRead.Load() {
-		err := f.readBatch(time.Time{}, f.preempted)
+		err := f.readBatch(nil, time.Time{}, f.preempted)
 		switch {
 		case err == nil, errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, errPreempted):
 		case errors.Is(err, net.ErrClosed):
@@ -338,11 +338,13 @@ func (f *feed) pause(ctx context.Context, done <-chan struct{}) error {
 	}
 }
 
-// readBatch reads one batch of datagrams and queues their messages. It
-// returns by limit when that is not zero, and before blocking it asks stop
-// whether to read at all, so that a kick that raced with setting the
-// deadline is not lost. readMu is held.
-func (f *feed) readBatch(limit time.Time, stop func() error) error {
+// readBatch reads one batch of datagrams and queues their messages,
+// signalling the members that got some, except reader: the consumer
+// reading, if it is one, which looks at its queue next anyway. It returns
+// by limit when that is not zero, and before blocking it asks stop whether
+// to read at all, so that a kick that raced with setting the deadline is
+// not lost. readMu is held.
+func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error) error {
 	rd := &f.rd
 	// While fragments wait, the deadline also wakes the read to expire
 	// them even if nothing more arrives, so their memory is not held
@@ -403,7 +405,9 @@ func (f *feed) readBatch(limit time.Time, stop func() error) error {
 	for _, s := range members {
 		if s.pushed {
 			s.pushed = false
-			s.signal()
+			if s != reader {
+				s.signal()
+			}
 		}
 	}
 	f.stats.kernelDrops.Store(f.r.KernelDrops())

@@ -8,7 +8,6 @@ import (
 	"iter"
 	"net"
 	"os"
-	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
@@ -46,9 +45,9 @@ type Subscriber struct {
 
 	// The context whose cancellation interrupts the consumer's reads,
 	// watched until another replaces it or the Subscriber closes.
-	ctxMu      sync.Mutex
-	ctxWatched context.Context
-	ctxStop    func() bool
+	ctxMu   sync.Mutex
+	ctxDone <-chan struct{} // its Done channel
+	ctxStop func() bool
 
 	stats subCounters
 }
@@ -194,12 +193,27 @@ func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 	f.consuming.Store(true)
 	defer f.leaveSocket()
 	if !f.readMu.TryLock() {
-		f.wantRead.Store(true)
-		defer f.wantRead.Store(false)
-		f.kick()
-		return s.wait(ctx) // for word that the backup let go
+		return s.askForSocket(ctx)
 	}
+	// Few returns here, and the loop in a function of its own: with more,
+	// the compiler stops open-coding the defers, which then cost about as
+	// much as the rest of a message's handling.
 	defer f.readMu.Unlock()
+	return s.readHeld(ctx)
+}
+
+// askForSocket asks the backup to let go of the socket and waits for word
+// that it did. Errors: ErrClosed, and ctx's.
+func (s *Subscriber) askForSocket(ctx context.Context) error {
+	s.f.wantRead.Store(true)
+	defer s.f.wantRead.Store(false)
+	s.f.kick()
+	return s.wait(ctx)
+}
+
+// readHeld is readAsConsumer's reading, with f.readMu held.
+func (s *Subscriber) readHeld(ctx context.Context) error {
+	f := s.f
 	if err := s.watch(ctx); err != nil {
 		return err
 	}
@@ -216,7 +230,7 @@ func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 		return ctx.Err()
 	}
 	for s.q.empty() {
-		err := f.readBatch(limit, stop)
+		err := f.readBatch(s, limit, stop)
 		switch {
 		case err == nil:
 			continue
@@ -254,13 +268,17 @@ func (s *Subscriber) watch(ctx context.Context) error {
 		return ErrClosed
 	default:
 	}
-	if ctx.Done() == nil || (s.ctxStop != nil && sameContext(ctx, s.ctxWatched)) {
+	// Contexts that share a Done channel are cancelled together, so one
+	// registration serves them all; comparing contexts themselves could
+	// panic on a type that is not comparable.
+	done := ctx.Done()
+	if done == nil || done == s.ctxDone {
 		return nil
 	}
 	if s.ctxStop != nil {
 		s.ctxStop()
 	}
-	s.ctxWatched, s.ctxStop = ctx, context.AfterFunc(ctx, s.f.kick)
+	s.ctxDone, s.ctxStop = done, context.AfterFunc(ctx, s.f.kick)
 	return nil
 }
 
@@ -270,15 +288,8 @@ func (s *Subscriber) unwatch() {
 	defer s.ctxMu.Unlock()
 	if s.ctxStop != nil {
 		s.ctxStop()
-		s.ctxWatched, s.ctxStop = nil, nil
+		s.ctxDone, s.ctxStop = nil, nil
 	}
-}
-
-// sameContext reports whether a and b are the same context, without
-// panicking on a context type that cannot be compared.
-func sameContext(a, b context.Context) bool {
-	t := reflect.TypeOf(a)
-	return t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // wants reports whether the Subscriber takes messages of topic.
