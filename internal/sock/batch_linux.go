@@ -23,6 +23,8 @@ type batch struct {
 	names []unix.RawSockaddrInet6 // large enough for IPv4 too
 	oob   []byte
 
+	scratch []byte // datagrams copied to dodge slow kernel copies (see dodge)
+
 	// In and out of the system call closures, which are made once so that
 	// passing them to RawConn.Read and Write allocates nothing.
 	off, count, n int
@@ -120,23 +122,11 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 
 // write sends datagram i as heads[i] followed by bodies[i] (bodies may be
 // nil; heads[i] must not be empty), in order, on a connected socket, each
-// part from where it lies.
-func (b *batch) write(heads, bodies [][]byte) error {
-	b.grow(len(heads))
-	for i, d := range heads {
-		iov := b.iovs[3*i : 3*i+2]
-		iov[0].Base = &d[0]
-		iov[0].SetLen(len(d))
-		n := 1
-		if bodies != nil && len(bodies[i]) > 0 {
-			iov[1].Base = &bodies[i][0]
-			iov[1].SetLen(len(bodies[i]))
-			n = 2
-		}
-		h := &b.hdrs[i].Hdr
-		*h = unix.Msghdr{Iov: &iov[0]}
-		h.SetIovlen(n)
-	}
+// part from where it lies. With dodge, a datagram whose body the kernel
+// would copy slowly (see align.go) is first copied, whole, to a place it
+// copies fast, up to maxDodges a call.
+func (b *batch) write(heads, bodies [][]byte, dodge bool) error {
+	b.layout(heads, bodies, dodge)
 	for b.off = 0; b.off < len(heads); b.off += b.n {
 		b.count = len(heads) - b.off
 		if err := b.rc.Write(b.send); err != nil {
@@ -147,6 +137,55 @@ func (b *batch) write(heads, bodies [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// layout sets up b.hdrs for write, and returns how many datagrams it
+// copied to dodge slow kernel copies.
+func (b *batch) layout(heads, bodies [][]byte, dodge bool) int {
+	b.grow(len(heads))
+	at, dodged := 0, 0 // where the kernel is expected to put datagram i, in its page
+	for i, d := range heads {
+		var body []byte
+		if bodies != nil {
+			body = bodies[i]
+		}
+		size := len(d) + len(body)
+		if dodge && dodged < maxDodges && slowCopy(body, at+len(d)) {
+			d, body = b.dodge(dodged, at, d, body), nil
+			dodged++
+		}
+		iov := b.iovs[3*i : 3*i+2]
+		iov[0].Base = &d[0]
+		iov[0].SetLen(len(d))
+		n := 1
+		if len(body) > 0 {
+			iov[1].Base = &body[0]
+			iov[1].SetLen(len(body))
+			n = 2
+		}
+		h := &b.hdrs[i].Hdr
+		*h = unix.Msghdr{Iov: &iov[0]}
+		h.SetIovlen(n)
+		at = (at + size) & (aliasPage - 1)
+	}
+	return dodged
+}
+
+// maxDodges bounds the copies of one write: the datagrams the kernel would
+// copy slowly are few (the pieces of a page-aligned payload whose headers
+// add up to under 64 bytes: two to four), and the space for them is kept.
+const maxDodges = 4
+
+// dodge copies head and body into scratch slot i, placed for the kernel's
+// copy to an expected offset at, and returns the copy.
+func (b *batch) dodge(i, at int, head, body []byte) []byte {
+	const slot = maxDatagram + aliasPage
+	if b.scratch == nil {
+		b.scratch = make([]byte, maxDodges*slot)
+	}
+	s := b.scratch[i*slot : (i+1)*slot]
+	off := (at - aliasGood - int(addr(s))) & (aliasPage - 1)
+	return append(append(s[off:off:len(s)], head...), body...)
 }
 
 // addrPort converts a sockaddr without allocating. The zone of a

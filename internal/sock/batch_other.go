@@ -24,7 +24,7 @@ func (b *batch) read(ms []Message) (int, uint64, bool, error) {
 	return 1, 0, false, nil
 }
 
-func (b *batch) write(heads, bodies [][]byte) error {
+func (b *batch) write(heads, bodies [][]byte, _ bool) error {
 	var d []byte
 	for i, h := range heads {
 		d = append(d[:0], h...)

@@ -50,16 +50,17 @@ func (s *Sender) Write(b []byte) error {
 }
 
 // WriteBatch sends the datagrams, none of them empty, in order, in as few
-// system calls as the platform allows.
+// system calls as the platform allows, each from where it lies.
 func (s *Sender) WriteBatch(datagrams [][]byte) error {
-	return s.io.write(datagrams, nil)
+	return s.io.write(datagrams, nil, false)
 }
 
 // WriteGather sends datagram i as heads[i] followed by bodies[i], in order,
-// without first copying the parts together (sendmmsg with two iovecs).
-// heads[i] must not be empty; bodies[i] may be.
+// without first copying the parts together (sendmmsg with two iovecs),
+// except the few whose bodies lie where the kernel would copy them slowly
+// (see SendBuffer). heads[i] must not be empty; bodies[i] may be.
 func (s *Sender) WriteGather(heads, bodies [][]byte) error {
-	return s.io.write(heads, bodies)
+	return s.io.write(heads, bodies, true)
 }
 
 // Close closes the socket. It is safe to call more than once.
