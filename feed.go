@@ -81,6 +81,7 @@ type readState struct {
 	deadlineOK  bool              // false when a kick may have changed the deadline
 	stream      stream            // the fragmented message read last, for reads into place
 	batch       int               // datagrams a plain read asks for
+	taken       int               // rd.ms[:taken] may have lent their Buf
 }
 
 // lease is a buffer of the feed's lent to members' queues: a receive
@@ -397,6 +398,7 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 			f.handlePlaced(members, i, now)
 		} else if f.handle(members, m.Buf, m.Buf[:m.N], m.Addr, now) {
 			m.Buf = nil
+			rd.taken = max(rd.taken, i+1)
 		}
 	}
 	for i := range rd.ms[:asked] {
@@ -540,7 +542,9 @@ func (f *feed) refill(members []*Subscriber) {
 			f.freeLease(l)
 		}
 	}
-	for i := range rd.ms {
+	// Only the slots of the last reads can be empty: looking at all of
+	// them missed the cache on most.
+	for i := range rd.ms[:rd.taken] {
 		if rd.ms[i].Buf != nil {
 			continue
 		}
@@ -551,6 +555,7 @@ func (f *feed) refill(members []*Subscriber) {
 			rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
 		}
 	}
+	rd.taken = 0
 }
 
 // intern returns topic as a string, allocating only for topics not seen
