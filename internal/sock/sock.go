@@ -18,7 +18,8 @@
 // written against golang.org/x/sys/unix so that a batch allocates nothing
 // (see batch_linux.go), one datagram a call elsewhere. Reads may scatter a
 // datagram, so that its content lands straight where the caller wants it
-// (Message.Body).
+// (Message.Body). Sends steer clear of addresses that make the kernel's
+// copy slow on AMD Zen processors (see align.go and SendBuffer).
 package sock
 
 import (
