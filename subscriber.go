@@ -196,8 +196,8 @@ func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 		return s.askForSocket(ctx)
 	}
 	// Few returns here, and the loop in a function of its own: with more,
-	// the compiler stops open-coding the defers, which then cost about as
-	// much as the rest of a message's handling.
+	// the compiler stops open-coding the defers (-gcflags=-d=defer), and
+	// running them cost a few hundred nanoseconds a message.
 	defer f.readMu.Unlock()
 	return s.readHeld(ctx)
 }

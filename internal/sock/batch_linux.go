@@ -127,6 +127,7 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 // copies fast, up to maxDodges a call.
 func (b *batch) write(heads, bodies [][]byte, dodge bool) error {
 	b.layout(heads, bodies, dodge)
+	defer clear(b.iovs[:3*len(heads)]) // the caller's bytes are not ours to keep
 	for b.off = 0; b.off < len(heads); b.off += b.n {
 		b.count = len(heads) - b.off
 		if err := b.rc.Write(b.send); err != nil {
