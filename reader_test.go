@@ -374,3 +374,37 @@ func TestChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFirstPieceInPlace sends a stream of messages of four pieces, one at
+// a time, and checks that besides pieces 2 to 4, the first pieces of most
+// were read into place too: into the buffer their message was going to
+// take, once the buffer of a message two back is free for it.
+func TestFirstPieceInPlace(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	s, err := mcl.SubscribeSync(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := publisher(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const messages, size = 30, 3*wire.MTU + 100
+	for i := range messages {
+		if err := pub.PublishRaw("stream", pattern(i, size)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Payload, pattern(i, size)) {
+			t.Fatalf("message %d arrived as %d different bytes", i, len(m.Payload))
+		}
+	}
+	// Pieces 2-4 of most messages, and piece 1 of most after the second:
+	// without the first pieces, no more than 3 a message.
+	if got, want := mcl.PlacedPieces(s), uint64(3*messages+messages/3); got < want {
+		t.Errorf("%d pieces read into place; want at least %d", got, want)
+	}
+}

@@ -81,6 +81,61 @@ func TestAhead(t *testing.T) {
 	}
 }
 
+// TestFirst reads the first piece of a message into the buffer First
+// gives, before the message exists, and checks that Add takes that buffer
+// without a copy, that the message comes out whole, and that First
+// declines when Add would not take a spare for it.
+func TestFirst(t *testing.T) {
+	r := wire.NewReassembler(wire.Limits{})
+	payload := payloadOfLen(3*wire.MTU+77, 2)
+	frames := fragments(t, "lidar", payload) // 4 pieces
+	topic := []byte("lidar")
+	size := len(frames[0].Payload)
+	if into := r.First(sender1, topic, 4, size); into != nil {
+		t.Fatalf("First with no spare buffer = %d bytes", len(into))
+	}
+	// A completed message leaves its buffer for reuse.
+	if got, err := feed(t, r, sender1, frames, []int{0, 1, 2, 3}); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("first message: %v", err)
+	}
+	for _, c := range []struct {
+		count, size int
+	}{{0, size}, {1 << 20, size}, {4, 0}, {4, wire.MTU + 1}} {
+		if into := r.First(sender1, topic, c.count, c.size); into != nil {
+			t.Errorf("First(count %d, size %d) = %d bytes; want nil", c.count, c.size, len(into))
+		}
+	}
+	into := r.First(sender1, topic, 4, size)
+	if len(into) != size {
+		t.Fatalf("First = %d bytes; want %d", len(into), size)
+	}
+	// Piece 1 read there; the rest arrive as usual.
+	f := frames[0]
+	f.Payload = into[:copy(into, f.Payload)]
+	if _, err := r.Add(sender1, f, t0); err != nil {
+		t.Fatal(err)
+	}
+	if again := r.First(sender1, topic, 4, size); again != nil {
+		t.Errorf("First for a message already begun = %d bytes", len(again))
+	}
+	got, err := feed(t, r, sender1, frames, []int{1, 2, 3})
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("message read from First's region: %v, equal %v", err, bytes.Equal(got, payload))
+	}
+	if &got[0] != &into[0] {
+		t.Error("the message is not in the buffer First gave: piece 1 was copied")
+	}
+	// Another datagram's bytes in the region do no harm.
+	r.Keep(got)
+	r.Recycle(got)
+	into = r.First(sender1, topic, 4, size)
+	copy(into, bytes.Repeat([]byte{0xee}, len(into)))
+	got, err = feed(t, r, sender1, frames, []int{0, 1, 2, 3})
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("message after garbage in First's region: %v", err)
+	}
+}
+
 // TestDecodeFragmentHeader checks the header-only decoder against Decode,
 // on a prefix that stops where the piece starts.
 func TestDecodeFragmentHeader(t *testing.T) {

@@ -89,15 +89,16 @@ func FuzzReassemble(f *testing.F) {
 	f.Add([]byte{0x81, 2, 3, 0, 0, 0x82, 1, 3, 0, 0, 0x01, 3, 3, 1, 0, 0xc0, 0x80, 1, 3, 0, 7})
 	f.Add([]byte{0x00, 1, 1, 1, 0, 0x01, 0x18, 1, 1, 1, 0, 0x01, 0x00, 0, 0, 0, 0})
 	f.Add([]byte{0x00, 0xff, 0x80, 1, 0, 0x00, 1, 0x7f, 1, 0, 0x00})
-	// Two messages of three 10-byte pieces (a bin8 of 28 bytes); the
-	// second has pieces 2 and 3 read into place, after garbage in the
-	// region of piece 2.
-	msg := func(ctl2, ctl3 byte) []byte {
-		b := append([]byte{0x00, 1, 3, 10, 0, 0xc4, 28}, make([]byte, 8)...)
+	// Messages of three 10-byte pieces (a bin8 of 28 bytes): the second
+	// has pieces 2 and 3 read into place, after garbage in the region of
+	// piece 2; the third and fourth have piece 1 read into place (First),
+	// the fourth after garbage there.
+	msg := func(ctl1, ctl2, ctl3 byte) []byte {
+		b := append([]byte{ctl1, 1, 3, 10, 0, 0xc4, 28}, make([]byte, 8)...)
 		b = append(append(b, ctl2, 2, 3, 10, 0), make([]byte, 10)...)
 		return append(append(b, ctl3, 3, 3, 10, 0), make([]byte, 10)...)
 	}
-	f.Add(append(msg(0, 0), msg(0x60, 0x40)...))
+	f.Add(append(append(append(msg(0, 0, 0), msg(0, 0x60, 0x40)...), msg(0x40, 0x40, 0x40)...), msg(0x60, 0x40, 0)...))
 
 	lim := Limits{MaxMessageBytes: 3 * MTU, MaxPendingBytes: 5 * MTU, MaxPending: 3, Timeout: 10 * time.Second}
 	senders := []netip.AddrPort{
@@ -138,11 +139,14 @@ func FuzzReassemble(f *testing.F) {
 			// region for it (bit 6), after another datagram's bytes
 			// landed in the next region (bit 5), must come out as it
 			// does from a Reassembler fed the usual way.
+			// First's region for a message not begun is used, or
+			// overwritten, the same way.
 			placed := fr
 			if ctl&0x20 != 0 {
 				if _, into := r.Ahead(src, fr.Topic, count, 1); into != nil {
 					clear(into)
 				}
+				clear(r.First(src, fr.Topic, count, MTU))
 			}
 			if ctl&0x40 != 0 {
 				for k := 1; k <= 4; k++ {
@@ -150,6 +154,9 @@ func FuzzReassemble(f *testing.F) {
 						placed.Payload = into[:copy(into, piece)]
 						break
 					}
+				}
+				if into := r.First(src, fr.Topic, count, len(piece)); n == 1 && into != nil {
+					placed.Payload = into[:copy(into, piece)]
 				}
 			}
 			want, werr := plain.Add(src, fr, now)

@@ -245,6 +245,29 @@ func (r *Reassembler) Ahead(src netip.AddrPort, topic []byte, count, k int) (n i
 	return n, e.buf[off:end:end]
 }
 
+// First lets a receiver read the first piece of a message straight into
+// place before the message has begun. For a message from src with topic
+// and count of which nothing is held, it returns where Add will put piece
+// 1 if that piece, of at most size bytes, is what it gets next: the start
+// of the spare buffer Add will take for the message. It returns nil when
+// Add would allocate a buffer instead, or a message with that key is
+// held. A receiver that reads the piece into the region and passes it to
+// Add, as Frame.Payload, spares Add its copy; should Add take another
+// buffer after all (Add expires and evicts messages first, which can
+// change the spares), it copies the piece as usual. Like Ahead, First
+// changes nothing: a region filled with other bytes is harmless.
+func (r *Reassembler) First(src netip.AddrPort, topic []byte, count, size int) []byte {
+	if count < 1 || count > r.maxCount || size < 1 || size > MTU || r.find(src, topic, count) >= 0 {
+		return nil
+	}
+	// What reserve picks for the first piece of a new message.
+	j := r.spareFor(size, r.ceiling(count))
+	if j < 0 {
+		return nil
+	}
+	return r.spare[j][:size:size]
+}
+
 // check validates f against the format and the limits before anything
 // sized by n or N is touched.
 func (r *Reassembler) check(f Frame) error {
