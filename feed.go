@@ -163,7 +163,7 @@ func newFeed(key feedKey, r *sock.Receiver, limits wire.Limits) *feed {
 		expireEvery: max(time.Millisecond, cmp.Or(limits.Timeout, wire.DefaultLimits().Timeout)/2),
 	}
 	for i := range f.rd.ms {
-		f.rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
+		f.rd.ms[i].Buf = sock.Buffer(wire.MaxDatagram)
 	}
 	f.members.Store(&[]*Subscriber{}) // never nil, even to a backup that starts first
 	return f
@@ -552,7 +552,7 @@ func (f *feed) refill(members []*Subscriber) {
 			rd.ms[i].Buf, rd.pool[n-1] = rd.pool[n-1], nil
 			rd.pool = rd.pool[:n-1]
 		} else {
-			rd.ms[i].Buf = make([]byte, wire.MaxDatagram)
+			rd.ms[i].Buf = sock.Buffer(wire.MaxDatagram)
 		}
 	}
 	rd.taken = 0

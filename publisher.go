@@ -22,8 +22,7 @@ type Publisher struct {
 
 	mu     sync.Mutex // guards everything below and the socket's writes
 	closed bool
-	one    []byte       // one encoded datagram, from sock.SendBuffer
-	frame  []byte       // the fragment headers of a message, back to back
+	frame  []byte       // a message's header, or its fragments' headers back to back
 	ends   []int        // where each fragment header ends in frame
 	frames [][]byte     // the fragment headers of one message, slices of frame
 	pieces [][]byte     // the pieces of the payload they go with
@@ -104,17 +103,13 @@ func (p *Publisher) send(topic string, payload []byte) error {
 	}
 	var err error
 	if wire.Fits(topic, payload) {
-		// Copied behind its header into a buffer placed where the
-		// kernel's copy is fast, not sent from where it lies with a
-		// second iovec: the payload's place is the caller's, and on AMD
-		// Zen a bad one makes the kernel's copy three times slower
-		// (sock.SendBuffer).
-		if need := 16 + len(topic) + len(payload); cap(p.one) < need {
-			p.one = sock.SendBuffer(max(need, min(2*cap(p.one), wire.MaxDatagram)))
-		}
-		p.one = wire.AppendMessage(p.one[:0], topic, payload)
-		err = p.s.Write(p.one)
-		p.count(err, 1, len(p.one))
+		// The payload goes out from where it lies if the kernel copies
+		// it fast from there: on AMD Zen a bad place makes that copy
+		// three times slower, and then it is copied behind its header
+		// (sock.WriteOne).
+		p.frame = wire.AppendMessage(p.frame[:0], topic, nil)
+		err = p.s.WriteOne(p.frame, payload)
+		p.count(err, 1, len(p.frame)+len(payload))
 	} else {
 		err = p.sendFragments(topic, payload)
 	}

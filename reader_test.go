@@ -408,3 +408,43 @@ func TestFirstPieceInPlace(t *testing.T) {
 		t.Errorf("%d pieces read into place; want at least %d", got, want)
 	}
 }
+
+// TestPayloadPlaces publishes single-datagram payloads from every kind of
+// place in a page: where the kernel would copy them slowly, and so they
+// are copied behind their header first, and where they go out as they lie.
+// Each must arrive intact, and so must what is republished as received.
+func TestPayloadPlaces(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	s, err := mcl.SubscribeSync(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := publisher(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const size = 16000 // pattern adds 5 bytes
+	page := make([]byte, 3*4096+size+5) // a large allocation starts a page
+	for i, off := range []int{0, 9, 100, 600, 2048, 4000} {
+		p := page[off : off+size+5]
+		copy(p, pattern(i, size))
+		if err := pub.PublishRaw("t", p); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Payload, pattern(i, size)) {
+			t.Fatalf("payload at %d in its page arrived as %d different bytes", off, len(m.Payload))
+		}
+		if err := pub.PublishRaw("t", m.Payload); err != nil {
+			t.Fatal(err)
+		}
+		if m, err = s.Next(ctx); err != nil {
+			t.Fatal(err)
+		} else if !bytes.Equal(m.Payload, pattern(i, size)) {
+			t.Fatalf("payload at %d, republished, arrived as %d different bytes", off, len(m.Payload))
+		}
+	}
+}

@@ -39,7 +39,7 @@ var Default = Config{
 	Sizes:        []int{64, 1 << 10, 16 << 10, 60 << 10, 1 << 20},
 	Fanouts:      []int{1, 4},
 	LatencySizes: []int{64, 16 << 10},
-	Rounds:       2000,
+	Rounds:       20000,
 	Repeat:       1,
 }
 

@@ -48,7 +48,7 @@ func benchmarkLatency(b *testing.B, size int) {
 		conns[i] = c
 	}
 	for b.Loop() {
-		m, base, err := latencyRow(conns[0], conns[1], conns[2], conns[3], size, 2000)
+		m, base, err := latencyRow(conns[0], conns[1], conns[2], conns[3], size, Default.Rounds)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -13,11 +13,14 @@ import "unsafe"
 //
 // Where the kernel writes a datagram is not known, but it is predictable
 // enough: the socket's page fragment restarts at a page boundary once the
-// receivers have freed the datagrams before, and the datagrams of one
-// sendmmsg follow each other in it. A sender that copies from a buffer
-// starting at a page boundary (as large Go allocations do) therefore often
-// hits the slow case. Buffers from SendBuffer start half a page off, and
-// WriteGather copies a piece it would otherwise send from a bad place.
+// receivers have freed the datagrams before, the datagrams of one sendmmsg
+// follow each other in it, and between restarts a datagram that did not
+// fit the rest of a page leaves the next to start a little way into a new
+// one. A sender that copies from a buffer starting at a page boundary (as
+// large Go allocations do) therefore often hits the slow case. So buffers
+// from Buffer start half a page off; WriteOne sends a payload from where it
+// lies only if that is well clear of the slow window, and WriteGather
+// copies the pieces the kernel would copy slowly.
 const (
 	aliasPage = 4096
 	// aliasSlow bounds the slow window, 1-31 bytes measured, with a margin
@@ -31,13 +34,18 @@ const (
 	aliasMin = 1 << 10
 	// maxDatagram is more than any UDP datagram holds.
 	maxDatagram = 1 << 16
+	// aliasDrift is how far past the start of a page the kernel may
+	// write a datagram sent alone, as far as WriteOne cares: datagrams
+	// left over from a page put the next one tens of bytes in.
+	aliasDrift = 512
 )
 
-// SendBuffer returns an empty buffer of capacity n to build a datagram in
-// for Write, placed so that the kernel's copy of it is not slowed by the
-// address aliasing described above.
-func SendBuffer(n int) []byte {
-	return alignedAt(n, 0)
+// Buffer returns a buffer of length and capacity n placed half a page off,
+// so that the kernel's copies to it and from it are not slowed by the
+// address aliasing described above, wherever in its page the kernel's side
+// of the copy starts, give or take half a page.
+func Buffer(n int) []byte {
+	return alignedAt(n, 0)[:n]
 }
 
 // alignedAt returns an empty buffer of capacity n whose first byte lies
@@ -49,13 +57,14 @@ func alignedAt(n, kernelAt int) []byte {
 }
 
 // slowCopy reports whether the kernel's copy of body, expected at offset
-// kernelAt of a page, would take the slow path.
-func slowCopy(body []byte, kernelAt int) bool {
+// kernelAt of a page or up to drift bytes further, could take the slow
+// path.
+func slowCopy(body []byte, kernelAt, drift int) bool {
 	if len(body) < aliasMin {
 		return false
 	}
-	d := (kernelAt - int(addr(body))) & (aliasPage - 1)
-	return 0 < d && d < aliasSlow
+	d := (kernelAt - int(addr(body)) + drift) & (aliasPage - 1)
+	return 0 < d && d < aliasSlow+drift
 }
 
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

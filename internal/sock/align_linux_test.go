@@ -6,38 +6,43 @@ import (
 	"unsafe"
 )
 
-func TestSendBuffer(t *testing.T) {
+func TestBuffer(t *testing.T) {
 	for _, n := range []int{1, 100, 5000, 70000} {
-		b := SendBuffer(n)
-		if len(b) != 0 || cap(b) != n {
-			t.Errorf("SendBuffer(%d): len %d cap %d", n, len(b), cap(b))
+		b := Buffer(n)
+		if len(b) != n || cap(b) != n {
+			t.Errorf("Buffer(%d): len %d cap %d", n, len(b), cap(b))
 		}
-		if got := addr(b[:1]) % aliasPage; got != aliasGood {
-			t.Errorf("SendBuffer(%d) starts at %d in its page; want %d", n, got, aliasGood)
+		if got := addr(b) % aliasPage; got != aliasGood {
+			t.Errorf("Buffer(%d) starts at %d in its page; want %d", n, got, aliasGood)
 		}
 	}
 }
 
 func TestSlowCopy(t *testing.T) {
-	page := SendBuffer(3 * aliasPage)[:3*aliasPage]
+	page := Buffer(3 * aliasPage)
 	base := aliasPage - aliasGood // page[base] starts a page
 	for _, c := range []struct {
-		off, at, n int
-		slow       bool
+		off, at, n, drift int
+		slow              bool
 	}{
-		{0, 0, 4096, false},                    // same place: fast
-		{0, 14, 4096, true},                    // 14 bytes past: slow
-		{0, 31, 4096, true},                    // the measured window's end
-		{0, aliasSlow, 4096, false},            // past the window
-		{0, 14, aliasMin - 1, false},           // too short to matter
-		{100, 100 + 20, 4096, true},            // relative, not absolute
-		{4000, 4000 + 30, 2000, true},          // across a page
-		{4000, (4000 + 30) % 4096, 2000, true}, // the kernel's offset is within its page
-		{20, 0, 4096, false},                   // destination before the source: fast
+		{0, 0, 4096, 0, false},                    // same place: fast
+		{0, 14, 4096, 0, true},                    // 14 bytes past: slow
+		{0, 31, 4096, 0, true},                    // the measured window's end
+		{0, aliasSlow, 4096, 0, false},            // past the window
+		{0, 14, aliasMin - 1, 0, false},           // too short to matter
+		{100, 100 + 20, 4096, 0, true},            // relative, not absolute
+		{4000, 4000 + 30, 2000, 0, true},          // across a page
+		{4000, (4000 + 30) % 4096, 2000, 0, true}, // the kernel's offset is within its page
+		{20, 0, 4096, 0, false},                   // destination before the source: fast
+		{0, 0, 4096, 512, true},                   // the kernel may write a little further in
+		{20, 0, 4096, 512, true},                  // ... up to drift bytes
+		{600, 0, 4096, 512, false},                // but not this far
+		{0, 100, 4096, 512, false},                // too far past already
+		{0, 2048, 4096, 512, false},               // half a page off: safe either way
 	} {
 		body := page[base+c.off : base+c.off+c.n]
-		if got := slowCopy(body, c.at); got != c.slow {
-			t.Errorf("slowCopy(body at %d, kernel at %d, %d bytes) = %v; want %v", c.off, c.at, c.n, got, c.slow)
+		if got := slowCopy(body, c.at, c.drift); got != c.slow {
+			t.Errorf("slowCopy(body at %d, kernel at %d, %d bytes, drift %d) = %v; want %v", c.off, c.at, c.n, c.drift, got, c.slow)
 		}
 	}
 }
@@ -47,8 +52,8 @@ func TestSlowCopy(t *testing.T) {
 // bytes in all, would be copied slowly, and go out copied whole to a good
 // place; the rest go out from where they lie.
 func TestDodge(t *testing.T) {
-	payload := SendBuffer(5*60000 + aliasPage)
-	payload = payload[aliasPage-aliasGood : aliasPage-aliasGood : cap(payload)] // starts a page
+	payload := Buffer(5*60000 + aliasPage)
+	payload = payload[aliasPage-aliasGood : aliasPage-aliasGood] // starts a page
 	for i := range 5 * 60000 {
 		payload = append(payload, byte(i*7))
 	}

@@ -30,6 +30,7 @@ type batch struct {
 	off, count, n int
 	errno         syscall.Errno
 	recv, send    func(fd uintptr) bool
+	sendOne       func(fd uintptr) bool
 }
 
 func newBatch(c *net.UDPConn) (*batch, error) {
@@ -40,6 +41,7 @@ func newBatch(c *net.UDPConn) (*batch, error) {
 	b := &batch{rc: rc}
 	b.recv = b.recvmmsg
 	b.send = b.sendmmsg
+	b.sendOne = b.sendmsg
 	return b, nil
 }
 
@@ -53,21 +55,33 @@ func (b *batch) grow(n int) {
 	b.oob = make([]byte, n*oobSize)
 }
 
-func (b *batch) recvmmsg(fd uintptr) bool { return b.mmsg(unix.SYS_RECVMMSG, fd) }
-func (b *batch) sendmmsg(fd uintptr) bool { return b.mmsg(unix.SYS_SENDMMSG, fd) }
+// recvmmsg and sendmmsg move b.count datagrams from b.off; sendmsg sends
+// the one of b.hdrs[0].
+func (b *batch) recvmmsg(fd uintptr) bool {
+	return b.call(unix.SYS_RECVMMSG, fd, unsafe.Pointer(&b.hdrs[b.off]), b.count)
+}
 
-// mmsg makes one recvmmsg or sendmmsg call over b.count headers from b.off
-// and reports false, to wait for the socket, when it would block.
-func (b *batch) mmsg(trap, fd uintptr) bool {
+func (b *batch) sendmmsg(fd uintptr) bool {
+	return b.call(unix.SYS_SENDMMSG, fd, unsafe.Pointer(&b.hdrs[b.off]), b.count)
+}
+
+func (b *batch) sendmsg(fd uintptr) bool {
+	return b.call(unix.SYS_SENDMSG, fd, unsafe.Pointer(&b.hdrs[0].Hdr), 0)
+}
+
+// call makes the system call trap(fd, p, n, 0, 0), leaving its result in
+// b.n and b.errno, and reports false, to wait for the socket, when it
+// would block.
+func (b *batch) call(trap, fd uintptr, p unsafe.Pointer, n int) bool {
 	for {
-		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&b.hdrs[b.off])), uintptr(b.count), 0, 0, 0)
+		r, _, e := unix.Syscall6(trap, fd, uintptr(p), uintptr(n), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return false
 		}
-		b.n, b.errno = int(n), e
+		b.n, b.errno = int(r), e
 		return true
 	}
 }
@@ -151,7 +165,7 @@ func (b *batch) layout(heads, bodies [][]byte, dodge bool) int {
 			body = bodies[i]
 		}
 		size := len(d) + len(body)
-		if dodge && dodged < maxDodges && slowCopy(body, at+len(d)) {
+		if dodge && dodged < maxDodges && slowCopy(body, at+len(d), 0) {
 			d, body = b.dodge(dodged, at, d, body), nil
 			dodged++
 		}
@@ -170,6 +184,30 @@ func (b *batch) layout(heads, bodies [][]byte, dodge bool) int {
 		at = (at + size) & (aliasPage - 1)
 	}
 	return dodged
+}
+
+// writeTwo sends head and body, both non-empty, as one datagram with
+// sendmsg: one datagram through sendmmsg made 64 B round trips about 2%
+// slower.
+func (b *batch) writeTwo(head, body []byte) error {
+	b.grow(1)
+	iov := b.iovs[:2]
+	iov[0].Base = &head[0]
+	iov[0].SetLen(len(head))
+	iov[1].Base = &body[0]
+	iov[1].SetLen(len(body))
+	h := &b.hdrs[0].Hdr
+	*h = unix.Msghdr{Iov: &iov[0]}
+	h.SetIovlen(2)
+	err := b.rc.Write(b.sendOne)
+	iov[0].Base, iov[1].Base = nil, nil // the caller's payload is not ours to keep
+	if err != nil {
+		return err
+	}
+	if b.errno != 0 {
+		return os.NewSyscallError("sendmsg", b.errno)
+	}
+	return nil
 }
 
 // maxDodges bounds the copies of one write: the datagrams the kernel would

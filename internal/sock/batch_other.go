@@ -37,3 +37,10 @@ func (b *batch) write(heads, bodies [][]byte, _ bool) error {
 	}
 	return nil
 }
+
+// writeTwo copies head and body together and sends them: without
+// sendmsg's iovecs, one datagram needs one buffer.
+func (b *batch) writeTwo(head, body []byte) error {
+	_, err := b.c.Write(append(append([]byte(nil), head...), body...))
+	return err
+}

@@ -14,6 +14,7 @@ type Sender struct {
 	conn  *net.UDPConn
 	io    *batch
 	local netip.AddrPort
+	one   []byte // WriteOne's datagram, copied together (see Buffer)
 }
 
 // Dial opens a Sender to cfg.Group with cfg's hops, loopback and
@@ -49,6 +50,21 @@ func (s *Sender) Write(b []byte) error {
 	return err
 }
 
+// WriteOne sends one datagram, head followed by body. A large body is sent
+// from where it lies (sendmsg with two iovecs) unless the kernel's copy
+// of it from there could be slow (see Buffer); then, as a small one is,
+// it is copied behind head first.
+func (s *Sender) WriteOne(head, body []byte) error {
+	if len(body) >= aliasMin && !slowCopy(body, len(head), aliasDrift) {
+		return s.io.writeTwo(head, body)
+	}
+	if need := len(head) + len(body); cap(s.one) < need {
+		s.one = Buffer(max(need, min(2*cap(s.one), maxDatagram)))
+	}
+	s.one = append(append(s.one[:0], head...), body...)
+	return s.Write(s.one)
+}
+
 // WriteBatch sends the datagrams, none of them empty, in order, in as few
 // system calls as the platform allows, each from where it lies.
 func (s *Sender) WriteBatch(datagrams [][]byte) error {
@@ -58,7 +74,7 @@ func (s *Sender) WriteBatch(datagrams [][]byte) error {
 // WriteGather sends datagram i as heads[i] followed by bodies[i], in order,
 // without first copying the parts together (sendmmsg with two iovecs),
 // except the few whose bodies lie where the kernel would copy them slowly
-// (see SendBuffer). heads[i] must not be empty; bodies[i] may be.
+// (see Buffer). heads[i] must not be empty; bodies[i] may be.
 func (s *Sender) WriteGather(heads, bodies [][]byte) error {
 	return s.io.write(heads, bodies, true)
 }

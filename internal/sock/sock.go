@@ -19,7 +19,7 @@
 // (see batch_linux.go), one datagram a call elsewhere. Reads may scatter a
 // datagram, so that its content lands straight where the caller wants it
 // (Message.Body). Sends steer clear of addresses that make the kernel's
-// copy slow on AMD Zen processors (see align.go and SendBuffer).
+// copy slow on AMD Zen processors (see align.go and Buffer).
 package sock
 
 import (
