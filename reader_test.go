@@ -423,7 +423,7 @@ func TestPayloadPlaces(t *testing.T) {
 	pub := publisher(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const size = 16000 // pattern adds 5 bytes
+	const size = 16000                  // pattern adds 5 bytes
 	page := make([]byte, 3*4096+size+5) // a large allocation starts a page
 	for i, off := range []int{0, 9, 100, 600, 2048, 4000} {
 		p := page[off : off+size+5]
