@@ -376,9 +376,9 @@ func TestChurn(t *testing.T) {
 }
 
 // TestFirstPieceInPlace sends a stream of messages of four pieces, one at
-// a time, and checks that besides pieces 2 to 4, the first pieces of most
-// were read into place too: into the buffer their message was going to
-// take, once the buffer of a message two back is free for it.
+// a time, and checks that besides pieces 2 to 4, first pieces were read
+// into place too: into the buffer their message was going to take, once
+// the buffer of a message two back is free for it.
 func TestFirstPieceInPlace(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
 	s, err := mcl.SubscribeSync(c)
@@ -402,9 +402,11 @@ func TestFirstPieceInPlace(t *testing.T) {
 			t.Fatalf("message %d arrived as %d different bytes", i, len(m.Payload))
 		}
 	}
-	// Pieces 2-4 of most messages, and piece 1 of most after the second:
-	// without the first pieces, no more than 3 a message.
-	if got, want := mcl.PlacedPieces(s), uint64(3*messages+messages/3); got < want {
+	// Without first pieces, no more than pieces 2-4 of each message can be
+	// read into place. (On a quiet machine, 100 or more of the 120 are;
+	// with every package's tests running at once under the race detector,
+	// as few as 94.)
+	if got, want := mcl.PlacedPieces(s), uint64(3*messages+1); got < want {
 		t.Errorf("%d pieces read into place; want at least %d", got, want)
 	}
 }
