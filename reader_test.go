@@ -380,25 +380,10 @@ func TestChurn(t *testing.T) {
 // into place too: into the buffer their message was going to take, once
 // the buffer of a message two back is free for it.
 func TestFirstPieceInPlace(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
-	s, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	pub := publisher(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, send := sendAndReceive(t, conn(t, mcl.DefaultGroup))
 	const messages, size = 30, 3*wire.MTU + 100
 	for i := range messages {
-		if err := pub.PublishRaw("stream", pattern(i, size)); err != nil {
-			t.Fatal(err)
-		}
-		m, err := s.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(m.Payload, pattern(i, size)) {
+		if m := send(pattern(i, size)); !bytes.Equal(m.Payload, pattern(i, size)) {
 			t.Fatalf("message %d arrived as %d different bytes", i, len(m.Payload))
 		}
 	}
@@ -416,20 +401,37 @@ func TestFirstPieceInPlace(t *testing.T) {
 // are copied behind their header first, and where they go out as they lie.
 // Each must arrive intact, and so must what is republished as received.
 func TestPayloadPlaces(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
-	s, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	pub := publisher(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	_, send := sendAndReceive(t, conn(t, mcl.DefaultGroup))
 	const size = 16000                  // pattern adds 5 bytes
 	page := make([]byte, 3*4096+size+5) // a large allocation starts a page
 	for i, off := range []int{0, 9, 100, 600, 2048, 4000} {
 		p := page[off : off+size+5]
 		copy(p, pattern(i, size))
+		m := send(p)
+		if !bytes.Equal(m.Payload, pattern(i, size)) {
+			t.Fatalf("payload at %d in its page arrived as %d different bytes", off, len(m.Payload))
+		}
+		if m := send(m.Payload); !bytes.Equal(m.Payload, pattern(i, size)) {
+			t.Fatalf("payload at %d, republished, arrived as %d different bytes", off, len(m.Payload))
+		}
+	}
+}
+
+// sendAndReceive returns a SubscribeSync Subscriber on c and a function
+// that publishes a payload on c and returns the next message, failing the
+// test on any error.
+func sendAndReceive(t *testing.T, c *mcl.Connection) (*mcl.Subscriber, func([]byte) *mcl.Message) {
+	t.Helper()
+	s, err := mcl.SubscribeSync(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	pub := publisher(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return s, func(p []byte) *mcl.Message {
+		t.Helper()
 		if err := pub.PublishRaw("t", p); err != nil {
 			t.Fatal(err)
 		}
@@ -437,16 +439,6 @@ func TestPayloadPlaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(m.Payload, pattern(i, size)) {
-			t.Fatalf("payload at %d in its page arrived as %d different bytes", off, len(m.Payload))
-		}
-		if err := pub.PublishRaw("t", m.Payload); err != nil {
-			t.Fatal(err)
-		}
-		if m, err = s.Next(ctx); err != nil {
-			t.Fatal(err)
-		} else if !bytes.Equal(m.Payload, pattern(i, size)) {
-			t.Fatalf("payload at %d, republished, arrived as %d different bytes", off, len(m.Payload))
-		}
+		return m
 	}
 }
