@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -404,13 +405,24 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 	for i := range rd.ms[:asked] {
 		rd.ms[i].Head, rd.ms[i].Body = 0, nil // the next plan lays out afresh
 	}
+	woke := false
 	for _, s := range members {
 		if s.pushed {
 			s.pushed = false
 			if s != reader {
 				s.signal()
+				woke = true
 			}
 		}
+	}
+	if woke {
+		// The consumers just woken wait in this thread's run queue, and
+		// while traffic keeps the reader from blocking, and the other
+		// threads are busy, they would wait there until the scheduler
+		// preempts the reader, 10 ms on: let them run now. A publisher
+		// that waits for its subscribers (the benchmark's 1 MB rows with
+		// four of them) went a fifth faster.
+		runtime.Gosched()
 	}
 	f.stats.kernelDrops.Store(f.r.KernelDrops())
 	return err
