@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type pinger func() error
 // latencyRow measures mcl's round trips over ping and pong (two
 // Connections) and the baseline's over bping and bpong, taking turns.
 func latencyRow(ping, pong, bping, bpong *mcl.Connection, size, rounds int) (m, base Result, err error) {
+	// The throughput rows leave megabytes of garbage behind; collected
+	// during the row, it would show in the tail of both sides.
+	runtime.GC()
 	mp, closeMCL, err := pingMCL(ping, pong, size)
 	if err != nil {
 		return m, base, err
