@@ -27,7 +27,8 @@ system calls (recvmmsg, sendmmsg) moving the same bytes with no framing, no
 msgpack and no queue. Throughput rows publish for --duration to one and to
 four subscribers as fast as they keep up: at most 2 MB of messages in flight,
 half the receive buffer mcl requests, so the rows show the rate a receiver
-sustains without loss. Latency rows time --rounds ping-pong round trips,
+sustains without loss; mcl and the baseline take turns, a fifth of
+--duration at a time. Latency rows time --rounds ping-pong round trips,
 mcl and the baseline taking turns 50 at a time.
 Every row gives messages/s, MB/s (10^6 bytes, per subscriber), loss and the
 ratio mcl/baseline (messages/s for throughput; p50 and p99 for latency).

@@ -76,7 +76,7 @@ type Report struct {
 // Run measures every row of cfg.
 func Run(cfg Config) (*Report, error) {
 	cfg = withDefaults(cfg)
-	total := cfg.Repeat * (2*len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
+	total := cfg.Repeat * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
 	done := 0
 	step := func(what string) {
 		if cfg.Progress != nil {
@@ -94,19 +94,17 @@ func Run(cfg Config) (*Report, error) {
 		for _, size := range cfg.Sizes {
 			row, err := repeat(cfg.Repeat, func() (Row, error) {
 				row := Row{Kind: "throughput", Size: size, Subscribers: subs}
-				for _, impl := range []struct {
-					name string
-					fn   func(*mcl.Connection, int, int, time.Duration) (Result, error)
-					out  *Result
-				}{{"mcl", throughputMCL, &row.MCL}, {"baseline", throughputBaseline, &row.Baseline}} {
-					step(fmt.Sprintf("throughput %s x%d %s", sizeName(size), subs, impl.name))
-					c, err := nextConn()
-					if err != nil {
-						return row, err
-					}
-					if *impl.out, err = impl.fn(c, size, subs, cfg.Duration); err != nil {
-						return row, fmt.Errorf("%s throughput, %s: %w", impl.name, sizeName(size), err)
-					}
+				step(fmt.Sprintf("throughput %s x%d", sizeName(size), subs))
+				c, err := nextConn()
+				if err != nil {
+					return row, err
+				}
+				bc, err := nextConn()
+				if err != nil {
+					return row, err
+				}
+				if row.MCL, row.Baseline, err = throughputRow(c, bc, size, subs, cfg.Duration); err != nil {
+					return row, fmt.Errorf("throughput, %s x%d: %w", sizeName(size), subs, err)
 				}
 				row.Ratio = ratio(row.MCL.MsgsPerSec, row.Baseline.MsgsPerSec)
 				return row, nil
@@ -255,27 +253,6 @@ func settle(cs []*counter, want uint64) {
 		prev = sum
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func summarize(cs []*counter, sent uint64, size int, start time.Time) Result {
-	r := Result{Sent: sent}
-	end := start
-	for _, c := range cs {
-		r.Messages += c.msgs.Load()
-		if t := time.Unix(0, c.last.Load()); t.After(end) {
-			end = t
-		}
-	}
-	secs := end.Sub(start).Seconds()
-	perSub := float64(r.Messages) / float64(len(cs))
-	if secs > 0 {
-		r.MsgsPerSec = perSub / secs
-		r.MBPerSec = perSub * float64(size) / secs / 1e6
-	}
-	if sent > 0 {
-		r.Loss = 1 - perSub/float64(sent)
-	}
-	return r
 }
 
 func percentiles(r *Result, rtts []time.Duration) {

@@ -32,8 +32,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 5 || calls != 10 {
-		t.Fatalf("%d rows, %d progress calls; want 5 and 10", len(rep.Rows), calls)
+	if len(rep.Rows) != 5 || calls != 6 {
+		t.Fatalf("%d rows, %d progress calls; want 5 and 6", len(rep.Rows), calls)
 	}
 	for _, r := range rep.Rows {
 		for name, res := range map[string]Result{"mcl": r.MCL, "baseline": r.Baseline} {

@@ -21,11 +21,18 @@ func benchmarkThroughput(b *testing.B, size int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s, err := sideMCL(c, size, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.close()
 	for b.Loop() {
-		r, err := throughputMCL(c, size, 1, time.Second)
-		if err != nil {
+		s.tally = tally{}
+		s.cs[0].msgs.Store(0)
+		if err := s.turn(size, time.Second); err != nil {
 			b.Fatal(err)
 		}
+		r := s.result(size)
 		b.ReportMetric(r.MsgsPerSec, "msgs/s")
 		b.ReportMetric(100*r.Loss, "loss%")
 	}

@@ -64,70 +64,162 @@ func fewest(cs []*counter) func() uint64 {
 	}
 }
 
-func throughputMCL(c *mcl.Connection, size, subs int, d time.Duration) (Result, error) {
-	cs := make([]*counter, subs)
-	for i := range cs {
-		cs[i] = &counter{}
-		s, err := mcl.Subscribe(c, func(m *mcl.Message) { cs[i].add(len(m.Payload)) },
+// A side is one implementation of a throughput row, set up: publish sends
+// one message, and the counters count what each subscriber received.
+type side struct {
+	publish func() error
+	cs      []*counter
+	close   func()
+	tally   tally
+}
+
+// tally adds up a side's turns.
+type tally struct {
+	sent uint64
+	busy time.Duration // from each turn's first publish to its last message received
+}
+
+// turns is how many turns each side of a throughput row takes. mcl and
+// the baseline take turns through a row, as in the latency rows, so that
+// a spell of noise from the rest of the machine falls on both: measured
+// one after the other, a second each, the ratio of one row moved by a
+// third between runs.
+const turns = 5
+
+// throughputRow measures mcl on c and the baseline on bc, publishing
+// payloads of size bytes to subs subscribers, each side for d in all.
+func throughputRow(c, bc *mcl.Connection, size, subs int, d time.Duration) (m, base Result, err error) {
+	ms, err := sideMCL(c, size, subs)
+	if err != nil {
+		return m, base, err
+	}
+	defer ms.close()
+	bs, err := sideBaseline(bc, size, subs)
+	if err != nil {
+		return m, base, err
+	}
+	defer bs.close()
+	for range turns {
+		for _, s := range []*side{ms, bs} {
+			if err := s.turn(size, d/turns); err != nil {
+				return m, base, err
+			}
+		}
+	}
+	return ms.result(size), bs.result(size), nil
+}
+
+// turn publishes for d as fast as the window allows, then waits for what
+// is in flight.
+func (s *side) turn(size int, d time.Duration) error {
+	before := fewest(s.cs)()
+	total := uint64(0)
+	for _, c := range s.cs {
+		total += c.msgs.Load()
+	}
+	sent, start, err := publishFor(d, size, func() uint64 { return fewest(s.cs)() - before }, s.publish)
+	if err != nil {
+		return err
+	}
+	settle(s.cs, total+sent*uint64(len(s.cs)))
+	end := start
+	for _, c := range s.cs {
+		if t := time.Unix(0, c.last.Load()); t.After(end) {
+			end = t
+		}
+	}
+	s.tally.sent += sent
+	s.tally.busy += end.Sub(start)
+	return nil
+}
+
+func (s *side) result(size int) Result {
+	r := Result{Sent: s.tally.sent}
+	for _, c := range s.cs {
+		r.Messages += c.msgs.Load()
+	}
+	perSub := float64(r.Messages) / float64(len(s.cs))
+	if secs := s.tally.busy.Seconds(); secs > 0 {
+		r.MsgsPerSec = perSub / secs
+		r.MBPerSec = perSub * float64(size) / secs / 1e6
+	}
+	if r.Sent > 0 {
+		r.Loss = max(0, 1-perSub/float64(r.Sent))
+	}
+	return r
+}
+
+// sideMCL sets up subs mcl Subscribers on c, which share a socket, and a
+// Publisher. Errors: those of opening the sockets.
+func sideMCL(c *mcl.Connection, size, subs int) (*side, error) {
+	s := &side{}
+	var closers []func() error
+	s.close = func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for range subs {
+		n := &counter{}
+		s.cs = append(s.cs, n)
+		sub, err := mcl.Subscribe(c, func(m *mcl.Message) { n.add(len(m.Payload)) },
 			mcl.QueueLimits(1<<16, 512<<20))
 		if err != nil {
-			return Result{}, err
+			s.close()
+			return nil, err
 		}
-		defer s.Close()
+		closers = append(closers, sub.Close)
 	}
 	pub, err := mcl.NewPublisher(c)
 	if err != nil {
-		return Result{}, err
+		s.close()
+		return nil, err
 	}
-	defer pub.Close()
+	closers = append(closers, pub.Close)
 	p := payload(size)
-	sent, start, err := publishFor(d, size, fewest(cs), func() error { return pub.PublishRaw("bench", p) })
-	if err != nil {
-		return Result{}, err
-	}
-	settle(cs, sent*uint64(subs))
-	return summarize(cs, sent, size, start), nil
+	s.publish = func() error { return pub.PublishRaw("bench", p) }
+	return s, nil
 }
 
-func throughputBaseline(c *mcl.Connection, size, subs int, d time.Duration) (Result, error) {
-	cs := make([]*counter, subs)
+// sideBaseline sets up subs bare sockets on c, each read by a goroutine of
+// its own, and a sending socket. Errors: those of opening the sockets.
+func sideBaseline(c *mcl.Connection, size, subs int) (*side, error) {
+	s := &side{}
 	var wg sync.WaitGroup
-	var rs []*sock.Receiver
-	defer func() {
-		for _, r := range rs {
-			r.Close()
+	var closers []func() error
+	s.close = func() {
+		for _, c := range closers {
+			c()
 		}
 		wg.Wait()
-	}()
-	for i := range cs {
-		cs[i] = &counter{}
+	}
+	for range subs {
+		n := &counter{}
+		s.cs = append(s.cs, n)
 		r, err := sock.Listen(sockConfig(c))
 		if err != nil {
-			return Result{}, err
+			s.close()
+			return nil, err
 		}
-		rs = append(rs, r)
+		closers = append(closers, r.Close)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			receiveAll(r, cs[i], size)
+			receiveAll(r, n, size)
 		}()
 	}
-	s, err := sock.Dial(sockConfig(c))
+	snd, err := sock.Dial(sockConfig(c))
 	if err != nil {
-		return Result{}, err
+		s.close()
+		return nil, err
 	}
-	defer s.Close()
+	closers = append(closers, snd.Close)
 	ds := datagrams(payload(size))
-	send := func() error { return s.WriteBatch(ds) }
+	s.publish = func() error { return snd.WriteBatch(ds) }
 	if len(ds) == 1 {
-		send = func() error { return s.Write(ds[0]) }
+		s.publish = func() error { return snd.Write(ds[0]) }
 	}
-	sent, start, err := publishFor(d, size, fewest(cs), send)
-	if err != nil {
-		return Result{}, err
-	}
-	settle(cs, sent*uint64(subs))
-	return summarize(cs, sent, size, start), nil
+	return s, nil
 }
 
 // receiveAll counts whole messages of size bytes from datagrams until the
