@@ -112,12 +112,12 @@ func throughputRow(c, bc *mcl.Connection, size, subs int, d time.Duration) (m, b
 // turn publishes for d as fast as the window allows, then waits for what
 // is in flight.
 func (s *side) turn(size int, d time.Duration) error {
-	before := fewest(s.cs)()
-	total := uint64(0)
+	least := fewest(s.cs)
+	before, total := least(), uint64(0)
 	for _, c := range s.cs {
 		total += c.msgs.Load()
 	}
-	sent, start, err := publishFor(d, size, func() uint64 { return fewest(s.cs)() - before }, s.publish)
+	sent, start, err := publishFor(d, size, func() uint64 { return least() - before }, s.publish)
 	if err != nil {
 		return err
 	}
