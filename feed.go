@@ -59,6 +59,7 @@ type feed struct {
 type feedCounters struct {
 	datagrams, bytes, malformed, fragments, readErrors, kernelDrops atomic.Uint64
 	placed                                                          atomic.Uint64 // pieces read into place
+	placedFirst                                                     atomic.Uint64 // of them, first pieces (Reassembler.First)
 }
 
 // feedKey says which Subscribers can share a socket.

@@ -135,6 +135,9 @@ func (f *feed) handlePlaced(members []*Subscriber, i int, now time.Time) {
 		return
 	}
 	fr := wire.Frame{Topic: st.topic, Payload: m.Body[:m.N-m.Head], Index: st.expect[i], Count: st.count}
+	if fr.Index == 1 {
+		f.stats.placedFirst.Add(1)
+	}
 	f.fragment(takers, fr, m.Head, m.Addr, now)
 }
 

@@ -376,9 +376,8 @@ func TestChurn(t *testing.T) {
 }
 
 // TestFirstPieceInPlace sends a stream of messages of four pieces, one at
-// a time, and checks that besides pieces 2 to 4, first pieces were read
-// into place too: into the buffer their message was going to take, once
-// the buffer of a message two back is free for it.
+// a time, and checks that their first pieces were read into place too:
+// into the buffer their message was going to take.
 func TestFirstPieceInPlace(t *testing.T) {
 	s, send := sendAndReceive(t, conn(t, mcl.DefaultGroup))
 	const messages, size = 30, 3*wire.MTU + 100
@@ -387,12 +386,13 @@ func TestFirstPieceInPlace(t *testing.T) {
 			t.Fatalf("message %d arrived as %d different bytes", i, len(m.Payload))
 		}
 	}
-	// Without first pieces, no more than pieces 2-4 of each message can be
-	// read into place. (On a quiet machine, 100 or more of the 120 are;
-	// with every package's tests running at once under the race detector,
-	// as few as 94.)
-	if got, want := mcl.PlacedPieces(s), uint64(3*messages+1); got < want {
-		t.Errorf("%d pieces read into place; want at least %d", got, want)
+	// Piece 1 of a message goes into place once the buffer of a message
+	// two back is free for it: from the third message on, on a quiet
+	// machine, and 27 of 30 with every package's tests running at once
+	// under the race detector. Pieces 2-4, with Ahead, fare worse under
+	// such load, so only first pieces are counted here.
+	if got := mcl.FirstPiecesPlaced(s); got < messages/2 {
+		t.Errorf("%d first pieces of %d messages read into place; want at least %d", got, messages, messages/2)
 	}
 }
 
