@@ -15,11 +15,7 @@ import (
 func TestAllocations(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
 	pub := publisher(t, c)
-	sub, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	sub := syncSubscriber(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	roundTrip := func(payload []byte) func() {

@@ -81,6 +81,36 @@ func receive(t *testing.T, ch <-chan *mcl.Message, n int) []*mcl.Message {
 
 // eventually polls cond until it holds or a deadline passes: for counters
 // that have no event to wait on.
+// syncSubscriber returns a SubscribeSync Subscriber on c, closed when the
+// test ends.
+func syncSubscriber(t *testing.T, c *mcl.Connection, opts ...mcl.SubscribeOption) *mcl.Subscriber {
+	t.Helper()
+	s, err := mcl.SubscribeSync(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// nextInts receives len(want) messages with s.Next and checks that they
+// decode to want, in order.
+func nextInts(t *testing.T, s *mcl.Subscriber, want ...int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, w := range want {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		if err := m.Decode(&v); err != nil || v != w {
+			t.Fatalf("got %d (%v), want %d", v, err, w)
+		}
+	}
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -434,11 +464,7 @@ func TestSlowConsumer(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.policy), func(t *testing.T) {
 			c := conn(t, mcl.DefaultGroup)
-			s, err := mcl.SubscribeSync(c, mcl.QueueLimits(4, 1<<20), mcl.OnOverflow(tc.policy))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := syncSubscriber(t, c, mcl.QueueLimits(4, 1<<20), mcl.OnOverflow(tc.policy))
 			pub := publisher(t, c)
 			for i := range 10 {
 				pub.Publish("t", i)
@@ -447,18 +473,7 @@ func TestSlowConsumer(t *testing.T) {
 			if st := s.Stats(); st.Dropped != 6 {
 				t.Errorf("Dropped = %d, want 6", st.Dropped)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			for _, want := range tc.want {
-				m, err := s.Next(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var v int
-				if err := m.Decode(&v); err != nil || v != want {
-					t.Fatalf("got %d (%v), want %d", v, err, want)
-				}
-			}
+			nextInts(t, s, tc.want...)
 		})
 	}
 }

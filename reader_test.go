@@ -69,11 +69,7 @@ func TestSlowCallbackKeepsReading(t *testing.T) {
 // must wake and read without the consumer.
 func TestBackupWakesAfterIdle(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
-	s, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := syncSubscriber(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -84,16 +80,7 @@ func TestBackupWakesAfterIdle(t *testing.T) {
 		pub.Publish("t", i)
 	}
 	eventually(t, "the backup to read with no consumer", func() bool { return s.Stats().Datagrams == 10 })
-	for want := range 10 {
-		m, err := s.Next(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v int
-		if err := m.Decode(&v); err != nil || v != want {
-			t.Fatalf("got %d (%v), want %d", v, err, want)
-		}
-	}
+	nextInts(t, s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 }
 
 // TestNextInterrupted checks that a Next blocked on the socket returns on
@@ -101,11 +88,7 @@ func TestBackupWakesAfterIdle(t *testing.T) {
 // Next with a fresh context still receives.
 func TestNextInterrupted(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
-	s, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := syncSubscriber(t, c)
 	next := func(ctx context.Context) <-chan error {
 		errc := make(chan error, 1)
 		go func() {
@@ -422,11 +405,7 @@ func TestPayloadPlaces(t *testing.T) {
 // test on any error.
 func sendAndReceive(t *testing.T, c *mcl.Connection) (*mcl.Subscriber, func([]byte) *mcl.Message) {
 	t.Helper()
-	s, err := mcl.SubscribeSync(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := syncSubscriber(t, c)
 	pub := publisher(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

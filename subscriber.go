@@ -261,6 +261,12 @@ func (s *Subscriber) readHeld(ctx context.Context) error {
 // The registration stays for the next call with the same context, so a
 // loop over Next allocates nothing. Errors: ErrClosed.
 func (s *Subscriber) watch(ctx context.Context) error {
+	// A callback's context is never done: nothing to watch, and no lock to
+	// take for every read.
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
 	s.ctxMu.Lock()
 	defer s.ctxMu.Unlock()
 	select {
@@ -271,8 +277,7 @@ func (s *Subscriber) watch(ctx context.Context) error {
 	// Contexts that share a Done channel are cancelled together, so one
 	// registration serves them all; comparing contexts themselves could
 	// panic on a type that is not comparable.
-	done := ctx.Done()
-	if done == nil || done == s.ctxDone {
+	if done == s.ctxDone {
 		return nil
 	}
 	if s.ctxStop != nil {

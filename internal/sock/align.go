@@ -52,8 +52,15 @@ func Buffer(n int) []byte {
 // aliasGood before kernelAt, modulo aliasPage.
 func alignedAt(n, kernelAt int) []byte {
 	b := make([]byte, n+aliasPage)
-	off := (kernelAt - aliasGood - int(addr(b))) & (aliasPage - 1)
+	off := goodOffset(b, kernelAt)
 	return b[off : off : off+n]
+}
+
+// goodOffset returns where in b, within its first page, a copy for the
+// kernel to put at offset kernelAt of a page is to start: aliasGood
+// before it, modulo aliasPage.
+func goodOffset(b []byte, kernelAt int) int {
+	return (kernelAt - aliasGood - int(addr(b))) & (aliasPage - 1)
 }
 
 // slowCopy reports whether the kernel's copy of body, expected at offset

@@ -223,7 +223,7 @@ func (b *batch) dodge(i, at int, head, body []byte) []byte {
 		b.scratch = make([]byte, maxDodges*slot)
 	}
 	s := b.scratch[i*slot : (i+1)*slot]
-	off := (at - aliasGood - int(addr(s))) & (aliasPage - 1)
+	off := goodOffset(s, at)
 	return append(append(s[off:off:len(s)], head...), body...)
 }
 
