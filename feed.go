@@ -96,16 +96,23 @@ type lease struct {
 	refs int
 }
 
-// takeover is how often the backup looks at the consumer of a sole member:
-// a consumer that has not come back to the socket for between one and two
-// of these has the backup read for it. Short enough that the socket's
-// receive buffer (4 MiB by default) absorbs the traffic meanwhile; long
-// enough that a consumer that keeps up never meets the backup. The backup
-// parks after parkAfter looks at a consumer waiting on an idle socket, so
-// an idle Subscriber costs no wakeups.
+// The backup looks at the consumer of a sole member now and then: a
+// consumer that has not come back to the socket since the last look has
+// the backup read for it. The looks come every takeover at first, and
+// stretch, up to maxLook, while the consumer keeps coming back and the
+// traffic between two looks fills less than an eighth of the socket's
+// receive buffer (skbCost a datagram on top of its bytes, the kernel's
+// bookkeeping): a stuck consumer is noticed before the buffer fills at the
+// rate traffic arrives. Each look is a goroutine woken, which, every
+// millisecond, showed in the tail of round trips: looking every 1 ms
+// instead of every 16-64 ms put about 0.04 on the 64 B p99 ratio of the
+// benchmark. After parkIdle of a consumer waiting on an idle socket the
+// backup parks, so an idle Subscriber costs no wakeups.
 const (
-	takeover  = time.Millisecond
-	parkAfter = 16
+	takeover = time.Millisecond
+	maxLook  = 64 * time.Millisecond
+	parkIdle = 16 * time.Millisecond
+	skbCost  = 1 << 10
 )
 
 // errPreempted says a read stopped because another reader is to have the
@@ -226,10 +233,14 @@ func (f *feed) leaveSocket() {
 // all the time while the feed has several members.
 func (f *feed) backup() {
 	defer f.backing.Done()
-	t := time.NewTimer(takeover)
+	look := takeover
+	t := time.NewTimer(look)
 	defer t.Stop()
-	var seen uint64 // visits at the last look
-	idle := 0       // looks at a consumer waiting on an idle socket
+	var (
+		seen    uint64        // visits at the last look
+		idle    time.Duration // how long the consumer has waited on an idle socket
+		traffic = f.traffic() // at the last look
+	)
 	for {
 		select {
 		case <-t.C:
@@ -238,25 +249,55 @@ func (f *feed) backup() {
 			return
 		}
 		visits := f.visits.Load()
+		read, parked := false, false
 		switch moved := visits != seen; {
 		case f.shared.Load():
-			if !f.read() {
-				return
-			}
+			read = true
 		case f.consuming.Load():
 			if moved {
 				idle = 0
-			} else if idle++; idle >= parkAfter && !f.park() {
-				return
+			} else if idle += look; idle >= parkIdle {
+				if !f.park() {
+					return
+				}
+				idle, parked = 0, true
 			}
 		case !moved:
-			if !f.read() {
-				return
-			}
+			read = true
+		}
+		if read && !f.read() {
+			return
 		}
 		seen = f.visits.Load()
-		t.Reset(takeover)
+		now := f.traffic()
+		look = nextLook(look, read || parked, now-traffic, f.r.ReadBufferSize())
+		traffic = now
+		t.Reset(look)
 	}
+}
+
+// traffic returns what the socket has received, in the units of the
+// receive buffer's accounting (estimated: bytes, and skbCost a datagram).
+func (f *feed) traffic() int {
+	return int(f.stats.bytes.Load() + skbCost*f.stats.datagrams.Load())
+}
+
+// nextLook returns how long the backup waits before its next look, after
+// one that came last after it and saw arrived bytes of traffic (see
+// traffic) in a receive buffer of capacity bytes: takeover after the
+// backup read or parked (what the consumer does next is not known),
+// longer while a look's traffic fits the buffer eight times over, shorter
+// once it fills more than a quarter.
+func nextLook(last time.Duration, restart bool, arrived, capacity int) time.Duration {
+	switch {
+	case restart:
+		return takeover
+	case arrived > capacity/4:
+		return max(takeover, last/2)
+	case arrived <= capacity/8:
+		return min(maxLook, 2*last)
+	}
+	return last
 }
 
 // park waits until the consumer leaves the socket. It reports false once
