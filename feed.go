@@ -84,6 +84,7 @@ type readState struct {
 	stream      stream            // the fragmented message read last, for reads into place
 	batch       int               // datagrams a plain read asks for
 	taken       int               // rd.ms[:taken] may have lent their Buf
+	reader      *Subscriber       // the consumer reading, if it is one, during a batch
 }
 
 // lease is a buffer of the feed's lent to members' queues: a receive
@@ -435,6 +436,7 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 		}
 	}
 	members := *f.members.Load() // again: one may have joined during the read
+	rd.reader = reader
 	for i := range rd.ms[:n] {
 		m := &rd.ms[i]
 		if i < placed {
@@ -444,6 +446,7 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 			rd.taken = max(rd.taken, i+1)
 		}
 	}
+	rd.reader = nil
 	for i := range rd.ms[:asked] {
 		rd.ms[i].Head, rd.ms[i].Body = 0, nil // the next plan lays out afresh
 	}
@@ -495,6 +498,9 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 	}
 	f.rd.stream.on = false
 	t := f.intern(topic)
+	if f.direct(takers, t, fr.Payload, buf, from, now) {
+		return true
+	}
 	// A large payload stays in the receive buffer, which goes to the
 	// queues with it; copying is cheaper for small ones.
 	if len(fr.Payload) < lendMin {
@@ -504,6 +510,27 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 		return false
 	}
 	return f.lend(takers, t, fr.Payload, buf, from, now)
+}
+
+// direct hands a message straight to the consumer reading, when it is the
+// only taker and has nothing queued, so that the message is neither copied
+// nor queued: in the round-trip benchmark the queue's copy, locks and
+// cache lines cost about 1.5% of a round trip. The consumer keeps buf, the
+// receive buffer the payload lies in, until it comes back for the next
+// message, and gives back the one it kept before, done with now. direct
+// reports whether it took the message; buf must then be replaced.
+func (f *feed) direct(takers []*Subscriber, topic string, payload, buf []byte, from netip.AddrPort, now time.Time) bool {
+	s := f.rd.reader
+	if s == nil || len(takers) != 1 || takers[0] != s || s.direct || !s.q.handOff() {
+		return false
+	}
+	if s.held != nil && len(f.rd.pool) < maxPool {
+		f.rd.pool = append(f.rd.pool, s.held[:wire.MaxDatagram])
+	}
+	s.held = buf
+	s.cur = Message{Topic: topic, Payload: payload, Sender: from, Received: now}
+	s.direct = true
+	return true
 }
 
 // takers returns the members that take messages of topic, and counts the

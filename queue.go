@@ -125,6 +125,22 @@ func (q *queue) empty() bool {
 	return q.n == 0
 }
 
+// handOff reports whether the queue is empty, so that the consumer may
+// take its next message straight from the socket, and then gives back the
+// feed's buffer its last message from the queue lay in.
+func (q *queue) handOff() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n != 0 {
+		return false
+	}
+	if q.lent != nil {
+		q.giveBack(q.lent)
+		q.lent = nil
+	}
+	return true
+}
+
 // takeReturned returns a buffer of the feed's that the consumer is done
 // with, or nil.
 func (q *queue) takeReturned() *lease {

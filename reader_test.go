@@ -447,3 +447,37 @@ func TestNextLook(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectPayloadKept takes a message straight from the socket (Next
+// waiting on an empty queue), then stays away while the backup reader
+// reads more into the feed's buffers: the message taken must stay intact
+// until the next call to Next, and the later ones arrive intact too.
+func TestDirectPayloadKept(t *testing.T) {
+	for _, size := range []int{100, 16000} {
+		c := conn(t, mcl.DefaultGroup)
+		s, send := sendAndReceive(t, c)
+		first := send(pattern(0, size))
+		pub := publisher(t, c)
+		const more = 40
+		for i := 1; i <= more; i++ {
+			if err := pub.PublishRaw("t", pattern(i, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "the backup to read while the consumer is away", func() bool { return s.Stats().Datagrams == 1+more })
+		if !bytes.Equal(first.Payload, pattern(0, size)) {
+			t.Fatalf("%d B: the message taken changed while the backup read more", size)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 1; i <= more; i++ {
+			m, err := s.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(m.Payload, pattern(i, size)) {
+				t.Fatalf("%d B: message %d arrived changed", size, i)
+			}
+		}
+	}
+}

@@ -39,6 +39,8 @@ type Subscriber struct {
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message
+	direct  bool    // cur came straight from the socket (feed.direct), not the queue
+	held    []byte  // the receive buffer of the last message that did
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -158,6 +160,10 @@ func (s *Subscriber) next(ctx context.Context) error {
 			return ErrClosed
 		default:
 		}
+		if s.direct {
+			// cur's payload lies in s.held, not a buffer for pop to reuse.
+			s.cur.Payload, s.direct = nil, false
+		}
 		if s.q.pop(&s.cur) {
 			s.stats.delivered.Add(1)
 			return nil
@@ -170,6 +176,10 @@ func (s *Subscriber) next(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if s.direct {
+			s.stats.delivered.Add(1)
+			return nil
 		}
 	}
 }
@@ -187,9 +197,9 @@ func (s *Subscriber) wait(ctx context.Context) error {
 	}
 }
 
-// readAsConsumer reads the socket until the queue holds a message, the
-// socket becomes shared, or the backup has it and lets go (the caller
-// then looks again). Errors: ErrClosed, and ctx's.
+// readAsConsumer reads the socket until a message is queued or taken
+// straight into s.cur (s.direct), the socket becomes shared, or the backup
+// has it and lets go (the caller then looks again). Errors: ErrClosed, and ctx's.
 func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 	f := s.f
 	f.visits.Add(1)
@@ -232,10 +242,10 @@ func (s *Subscriber) readHeld(ctx context.Context) error {
 		}
 		return ctx.Err()
 	}
-	for s.q.empty() {
+	for !s.direct && s.q.empty() {
 		err := f.readBatch(s, limit, stop)
 		switch {
-		case err == nil:
+		case err == nil, s.direct:
 			continue
 		case errors.Is(err, net.ErrClosed):
 			return ErrClosed
