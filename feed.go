@@ -77,8 +77,10 @@ type readState struct {
 	leases      []*lease          // unused leases
 	takers      []*Subscriber     // members a datagram goes to
 	interned    map[string]string // topic strings, so delivery needn't allocate one
+	lastTopic   string            // the topic intern returned last
 	expireEvery time.Duration     // how often waiting fragments are checked for expiry
 	expireAt    time.Time         // next expiry check; zero while no fragment waits
+	fragments   bool              // fragments may wait: the reassembler has been given some since it last held none
 	deadline    time.Time         // the socket's read deadline, when deadlineOK
 	deadlineOK  bool              // false when a kick may have changed the deadline
 	stream      stream            // the fragmented message read last, for reads into place
@@ -394,10 +396,12 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 	// While fragments wait, the deadline also wakes the read to expire
 	// them even if nothing more arrives, so their memory is not held
 	// forever.
-	if pending, _ := f.reasm.Pending(); pending == 0 {
-		rd.expireAt = time.Time{}
-	} else if rd.expireAt.IsZero() {
-		rd.expireAt = time.Now().Add(rd.expireEvery)
+	if rd.fragments {
+		if pending, _ := f.reasm.Pending(); pending == 0 {
+			rd.expireAt, rd.fragments = time.Time{}, false
+		} else if rd.expireAt.IsZero() {
+			rd.expireAt = time.Now().Add(rd.expireEvery)
+		}
 	}
 	want := limit
 	if !rd.expireAt.IsZero() && (want.IsZero() || rd.expireAt.Before(want)) {
@@ -441,8 +445,7 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 		m := &rd.ms[i]
 		if i < placed {
 			f.handlePlaced(members, i, now)
-		} else if f.handle(members, m.Buf, m.Buf[:m.N], m.Addr, now) {
-			m.Buf = nil
+		} else if f.handle(members, m, now) {
 			rd.taken = max(rd.taken, i+1)
 		}
 	}
@@ -473,9 +476,12 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 	return err
 }
 
-// handle filters, decodes and queues one datagram, read into buf. It
-// reports whether a queue took buf, which the caller must then replace.
-func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort, now time.Time) (lent bool) {
+// handle filters, decodes and queues one datagram, read into m.Buf. It
+// reports whether it left m.Buf empty (a queue took the buffer), for the
+// caller to refill; a consumer that took the message directly may have
+// put another buffer in its place.
+func (f *feed) handle(members []*Subscriber, m *sock.Message, now time.Time) (emptied bool) {
+	b, from := m.Buf[:m.N], m.Addr
 	f.stats.datagrams.Add(1)
 	f.stats.bytes.Add(uint64(len(b)))
 	topic, err := wire.Topic(b)
@@ -498,8 +504,8 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 	}
 	f.rd.stream.on = false
 	t := f.intern(topic)
-	if f.direct(takers, t, fr.Payload, buf, from, now) {
-		return true
+	if f.direct(takers, t, fr.Payload, &m.Buf, from, now) {
+		return m.Buf == nil
 	}
 	// A large payload stays in the receive buffer, which goes to the
 	// queues with it; copying is cheaper for small ones.
@@ -509,25 +515,26 @@ func (f *feed) handle(members []*Subscriber, buf, b []byte, from netip.AddrPort,
 		}
 		return false
 	}
-	return f.lend(takers, t, fr.Payload, buf, from, now)
+	if !f.lend(takers, t, fr.Payload, m.Buf, from, now) {
+		return false
+	}
+	m.Buf = nil
+	return true
 }
 
 // direct hands a message straight to the consumer reading, when it is the
 // only taker and has nothing queued, so that the message is neither copied
 // nor queued: in the round-trip benchmark the queue's copy, locks and
-// cache lines cost about 1.5% of a round trip. The consumer keeps buf, the
-// receive buffer the payload lies in, until it comes back for the next
-// message, and gives back the one it kept before, done with now. direct
-// reports whether it took the message; buf must then be replaced.
-func (f *feed) direct(takers []*Subscriber, topic string, payload, buf []byte, from netip.AddrPort, now time.Time) bool {
+// cache lines cost about 1.5% of a round trip. The consumer keeps *slot,
+// the receive buffer the payload lies in, until it comes back for the
+// next message, and puts in its place the one it kept before, done with
+// now (nil the first time). direct reports whether it took the message.
+func (f *feed) direct(takers []*Subscriber, topic string, payload []byte, slot *[]byte, from netip.AddrPort, now time.Time) bool {
 	s := f.rd.reader
 	if s == nil || len(takers) != 1 || takers[0] != s || s.direct || !s.q.handOff() {
 		return false
 	}
-	if s.held != nil && len(f.rd.pool) < maxPool {
-		f.rd.pool = append(f.rd.pool, s.held[:wire.MaxDatagram])
-	}
-	s.held = buf
+	s.held, *slot = *slot, s.held
 	s.cur = Message{Topic: topic, Payload: payload, Sender: from, Received: now}
 	s.direct = true
 	return true
@@ -536,6 +543,9 @@ func (f *feed) direct(takers []*Subscriber, topic string, payload, buf []byte, f
 // takers returns the members that take messages of topic, and counts the
 // datagram as filtered for the others. The slice is reused.
 func (f *feed) takers(members []*Subscriber, topic []byte) []*Subscriber {
+	if len(members) == 1 && members[0].wants(topic) {
+		return members // never changed in place: joining and leaving replace it
+	}
 	takers := f.rd.takers[:0]
 	for _, s := range members {
 		if s.wants(topic) {
@@ -552,6 +562,7 @@ func (f *feed) takers(members []*Subscriber, topic []byte) []*Subscriber {
 // and queues its message to takers if it completes one.
 func (f *feed) fragment(takers []*Subscriber, fr wire.Frame, head int, from netip.AddrPort, now time.Time) {
 	f.stats.fragments.Add(1)
+	f.rd.fragments = true
 	payload, err := f.reasm.Add(from, fr, now)
 	if payload == nil {
 		if err == nil {
@@ -642,12 +653,18 @@ func (f *feed) refill(members []*Subscriber) {
 // intern returns topic as a string, allocating only for topics not seen
 // before (and not at all once maxInterned topics are known).
 func (f *feed) intern(topic []byte) string {
-	if t, ok := f.rd.interned[string(topic)]; ok {
-		return t
+	// Most datagrams have the topic of the one before: comparing it is
+	// cheaper than hashing it, and leaves the map's memory alone.
+	if string(topic) == f.rd.lastTopic {
+		return f.rd.lastTopic
 	}
-	t := string(topic)
-	if len(f.rd.interned) < maxInterned {
-		f.rd.interned[t] = t
+	t, ok := f.rd.interned[string(topic)]
+	if !ok {
+		t = string(topic)
+		if len(f.rd.interned) < maxInterned {
+			f.rd.interned[t] = t
+		}
 	}
+	f.rd.lastTopic = t
 	return t
 }
