@@ -526,9 +526,10 @@ func (f *feed) handle(members []*Subscriber, m *sock.Message, now time.Time) (em
 // only taker and has nothing queued, so that the message is neither copied
 // nor queued: in the round-trip benchmark the queue's copy, locks and
 // cache lines cost about 1.5% of a round trip. The consumer keeps *slot,
-// the receive buffer the payload lies in, until it comes back for the
-// next message, and puts in its place the one it kept before, done with
-// now (nil the first time). direct reports whether it took the message.
+// the receive buffer the payload lies in, until the next message it takes
+// this way, and puts in its place the buffer it kept before, done with
+// now that it reads again (nil the first time). direct reports whether it
+// took the message.
 func (f *feed) direct(takers []*Subscriber, topic string, payload []byte, slot *[]byte, from netip.AddrPort, now time.Time) bool {
 	s := f.rd.reader
 	if s == nil || len(takers) != 1 || takers[0] != s || s.direct || !s.q.handOff() {
