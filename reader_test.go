@@ -424,7 +424,7 @@ func sendAndReceive(t *testing.T, c *mcl.Connection) (*mcl.Subscriber, func([]by
 
 // TestNextLook checks the backup reader's pace: looks stretch while the
 // traffic between two fits the receive buffer many times over, never past
-// 64 ms, shrink when it fills a quarter, and start over at 1 ms once the
+// 16 ms, shrink when it fills a quarter, and start over at 1 ms once the
 // backup had to read.
 func TestNextLook(t *testing.T) {
 	const ms, buf = time.Millisecond, 8 << 20
@@ -435,12 +435,12 @@ func TestNextLook(t *testing.T) {
 		want    time.Duration
 	}{
 		{ms, false, 0, 2 * ms},
-		{32 * ms, false, buf / 8, 64 * ms},
-		{64 * ms, false, 0, 64 * ms},
+		{8 * ms, false, buf / 8, 16 * ms},
+		{16 * ms, false, 0, 16 * ms},
 		{8 * ms, false, buf/8 + 1, 8 * ms},
 		{8 * ms, false, buf/4 + 1, 4 * ms},
 		{ms, false, buf, ms},
-		{64 * ms, true, 0, ms},
+		{16 * ms, true, 0, ms},
 	} {
 		if got := mcl.NextLook(c.last, c.restart, c.arrived, buf); got != c.want {
 			t.Errorf("NextLook(%v, %v, %d, %d) = %v, want %v", c.last, c.restart, c.arrived, buf, got, c.want)

@@ -22,11 +22,10 @@ import (
 // queue is empty, so a message that finds it waiting arrives with no
 // goroutine hand-off; when the consumer stays away (a slow callback, a
 // program busy between calls to Next) for a millisecond or two under heavy
-// traffic, or longer under light traffic but never long enough for the
-// socket's receive buffer to fill at the rate traffic arrives (at most
-// about an eighth of a second), a second goroutine reads instead and queues
-// what arrives. That goroutine also
-// reads for the group while several Subscribers share it. Either way,
+// traffic, or up to 32 ms under light traffic, which the socket's receive
+// buffer holds many times over (a burst that starts meanwhile may not be),
+// a second goroutine reads instead and queues what arrives. That goroutine also reads for the group while
+// several Subscribers share it. Either way,
 // neither a slow nor a panicking callback stalls reading: the queue drops
 // and counts what does not fit, and panics are recovered and counted.
 type Subscriber struct {
