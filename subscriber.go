@@ -24,10 +24,11 @@ import (
 // program busy between calls to Next) for a millisecond or two under heavy
 // traffic, or up to 32 ms under light traffic, which the socket's receive
 // buffer holds many times over (a burst that starts meanwhile may not be),
-// a second goroutine reads instead and queues what arrives. That goroutine also reads for the group while
-// several Subscribers share it. Either way,
-// neither a slow nor a panicking callback stalls reading: the queue drops
-// and counts what does not fit, and panics are recovered and counted.
+// a second goroutine reads instead and queues what arrives. That
+// goroutine also reads for the group while several Subscribers share it.
+// Either way, neither a slow nor a panicking callback stalls reading: the
+// queue drops and counts what does not fit, and panics are recovered and
+// counted.
 type Subscriber struct {
 	conn   *Connection
 	f      *feed
@@ -197,8 +198,9 @@ func (s *Subscriber) wait(ctx context.Context) error {
 }
 
 // readAsConsumer reads the socket until a message is queued or taken
-// straight into s.cur (s.direct), the socket becomes shared, or the backup
-// has it and lets go (the caller then looks again). Errors: ErrClosed, and ctx's.
+// straight into s.cur (s.direct), the socket becomes shared, or the
+// backup has it and lets go (the caller then looks again). Errors:
+// ErrClosed, and ctx's.
 func (s *Subscriber) readAsConsumer(ctx context.Context) error {
 	f := s.f
 	f.visits.Add(1)
