@@ -86,7 +86,6 @@ type readState struct {
 	stream      stream            // the fragmented message read last, for reads into place
 	batch       int               // datagrams a plain read asks for
 	taken       int               // rd.ms[:taken] may have lent their Buf
-	reader      *Subscriber       // the consumer reading, if it is one, during a batch
 }
 
 // lease is a buffer of the feed's lent to members' queues: a receive
@@ -442,16 +441,16 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 		}
 	}
 	members := *f.members.Load() // again: one may have joined during the read
-	rd.reader = reader
 	for i := range rd.ms[:n] {
 		m := &rd.ms[i]
 		if i < placed {
 			f.handlePlaced(members, i, now)
-		} else if f.handle(members, m, now) {
-			rd.taken = max(rd.taken, i+1)
+			continue
+		}
+		if f.handle(members, reader, m, now); m.Buf == nil {
+			rd.taken = max(rd.taken, i+1) // a queue took the buffer
 		}
 	}
-	rd.reader = nil
 	for i := range rd.ms[:asked] {
 		rd.ms[i].Head, rd.ms[i].Body = 0, nil // the next plan lays out afresh
 	}
@@ -478,36 +477,35 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 	return err
 }
 
-// handle filters, decodes and queues one datagram, read into m.Buf. It
-// reports whether it left m.Buf empty (a queue took the buffer), for the
-// caller to refill; a consumer that took the message directly may have
-// put another buffer in its place.
-func (f *feed) handle(members []*Subscriber, m *sock.Message, now time.Time) (emptied bool) {
+// handle filters, decodes and queues one datagram, read into m.Buf, or
+// hands it to reader (see direct). It leaves m.Buf nil when a queue took
+// the buffer, for the caller to refill.
+func (f *feed) handle(members []*Subscriber, reader *Subscriber, m *sock.Message, now time.Time) {
 	b, from := m.Buf[:m.N], m.Addr
 	f.stats.datagrams.Add(1)
 	f.stats.bytes.Add(uint64(len(b)))
 	topic, err := wire.Topic(b)
 	if err != nil {
 		f.stats.malformed.Add(1)
-		return false
+		return
 	}
 	takers := f.takers(members, topic)
 	if len(takers) == 0 {
-		return false
+		return
 	}
 	fr, err := wire.Decode(b)
 	if err != nil {
 		f.stats.malformed.Add(1)
-		return false
+		return
 	}
 	if fr.IsFragment() {
 		f.fragment(takers, fr, len(b)-len(fr.Payload), from, now)
-		return false
+		return
 	}
 	f.rd.stream.on = false
 	t := f.intern(topic)
-	if f.direct(takers, t, fr.Payload, &m.Buf, from, now) {
-		return m.Buf == nil
+	if f.direct(reader, takers, t, fr.Payload, &m.Buf, from, now) {
+		return
 	}
 	// A large payload stays in the receive buffer, which goes to the
 	// queues with it; copying is cheaper for small ones.
@@ -515,26 +513,23 @@ func (f *feed) handle(members []*Subscriber, m *sock.Message, now time.Time) (em
 		for _, s := range takers {
 			s.pushed = s.q.push(t, fr.Payload, from, now) || s.pushed
 		}
-		return false
+		return
 	}
-	if !f.lend(takers, t, fr.Payload, m.Buf, from, now) {
-		return false
+	if f.lend(takers, t, fr.Payload, m.Buf, from, now) {
+		m.Buf = nil
 	}
-	m.Buf = nil
-	return true
 }
 
-// direct hands a message straight to the consumer reading, when it is the
-// only taker and has nothing queued, so that the message is neither copied
-// nor queued: in the round-trip benchmark the queue's copy, locks and
-// cache lines cost about 1.5% of a round trip. The consumer keeps *slot,
-// the receive buffer the payload lies in, until the next message it takes
-// this way, and puts in its place the buffer it kept before, done with
-// now that it reads again (nil the first time). direct reports whether it
-// took the message.
-func (f *feed) direct(takers []*Subscriber, topic string, payload []byte, slot *[]byte, from netip.AddrPort, now time.Time) bool {
-	s := f.rd.reader
-	if s == nil || len(takers) != 1 || takers[0] != s || s.direct || !s.q.handOff() {
+// direct hands a message straight to s, the consumer reading (nil when
+// the backup reads), when it is the only taker and has nothing queued, so
+// that the message is neither copied nor queued: in the round-trip
+// benchmark the queue's copy, locks and cache lines cost about 1.5% of a
+// round trip. The consumer keeps *slot, the receive buffer the payload
+// lies in, until the next message it takes this way, and puts in its
+// place the buffer it kept before, done with now that it reads again (nil
+// the first time). direct reports whether it took the message.
+func (f *feed) direct(s *Subscriber, takers []*Subscriber, topic string, payload []byte, slot *[]byte, from netip.AddrPort, now time.Time) bool {
+	if len(takers) != 1 || takers[0] != s || s.direct || !s.q.handOff() {
 		return false
 	}
 	s.held, *slot = *slot, s.held
