@@ -1,7 +1,6 @@
 package mcl
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -84,6 +83,7 @@ type readState struct {
 	deadline    time.Time         // the socket's read deadline, when deadlineOK
 	deadlineOK  bool              // false when a kick may have changed the deadline
 	stream      stream            // the fragmented message read last, for reads into place
+	arrived     time.Time         // when the datagram being handled arrived
 	batch       int               // datagrams a plain read asks for
 	taken       int               // rd.ms[:taken] may have lent their Buf
 }
@@ -162,10 +162,11 @@ func join(s *Subscriber, limits wire.Limits) (*feed, error) {
 }
 
 func newFeed(key feedKey, r *sock.Receiver, limits wire.Limits) *feed {
+	reasm := wire.NewReassembler(limits)
 	f := &feed{
 		key:   key,
 		r:     r,
-		reasm: wire.NewReassembler(limits),
+		reasm: reasm,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
@@ -173,7 +174,7 @@ func newFeed(key feedKey, r *sock.Receiver, limits wire.Limits) *feed {
 		ms:          make([]sock.Message, batchSize),
 		batch:       1,
 		interned:    make(map[string]string),
-		expireEvery: max(time.Millisecond, cmp.Or(limits.Timeout, wire.DefaultLimits().Timeout)/2),
+		expireEvery: max(time.Millisecond, min(reasm.Limits().Timeout/2, reasm.Limits().Gap)),
 	}
 	for i := range f.rd.ms {
 		f.rd.ms[i].Buf = sock.Buffer(wire.MaxDatagram)
@@ -441,8 +442,13 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 		}
 	}
 	members := *f.members.Load() // again: one may have joined during the read
+	wall := now.UnixNano()
 	for i := range rd.ms[:n] {
 		m := &rd.ms[i]
+		// Reassembly wants to know when each datagram arrived and whether
+		// the kernel dropped any before it (wire.Reassembler.Lost).
+		rd.arrived = arrival(now, wall, m.Stamp)
+		f.reasm.Lost(uint64(m.Drops))
 		if i < placed {
 			f.handlePlaced(members, i, now)
 			continue
@@ -475,6 +481,18 @@ func (f *feed) readBatch(reader *Subscriber, limit time.Time, stop func() error)
 	}
 	f.stats.kernelDrops.Store(f.r.KernelDrops())
 	return err
+}
+
+// arrival returns when a datagram that the kernel stamped (ns since the
+// epoch; 0 if it did not) arrived, on the clock of now, which was read at
+// wall: times from time.Now carry a monotonic reading that a stamp lacks,
+// and Gap and Timeout are measured on it. A wall clock stepped between
+// the two moves the result by at most a few seconds.
+func arrival(now time.Time, wall, stamp int64) time.Time {
+	if stamp == 0 {
+		return now
+	}
+	return now.Add(-time.Duration(min(max(wall-stamp, 0), int64(5*time.Second))))
 }
 
 // handle filters, decodes and queues one datagram, read into m.Buf, or
@@ -561,7 +579,7 @@ func (f *feed) takers(members []*Subscriber, topic []byte) []*Subscriber {
 func (f *feed) fragment(takers []*Subscriber, fr wire.Frame, head int, from netip.AddrPort, now time.Time) {
 	f.stats.fragments.Add(1)
 	f.rd.fragments = true
-	payload, err := f.reasm.Add(from, fr, now)
+	payload, err := f.reasm.Add(from, fr, f.rd.arrived)
 	if payload == nil {
 		if err == nil {
 			f.follow(fr, head, from, false)

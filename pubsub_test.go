@@ -583,25 +583,36 @@ func TestHostileDatagrams(t *testing.T) {
 }
 
 // TestIdleExpiry checks that an incomplete message is dropped after the
-// reassembly timeout even when nothing else arrives.
+// reassembly gap or timeout even when nothing else arrives.
 func TestIdleExpiry(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
-	sub, err := mcl.SubscribeSync(c, mcl.ReassemblyLimits(wire.Limits{Timeout: 50 * time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	u, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(c.Group()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	if _, err := u.Write(wire.AppendFragment(nil, "t", 1, 3, []byte("piece"))); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the lone fragment to expire", func() bool { return sub.Stats().Expired == 1 })
-	if st := sub.Stats(); st.Fragments != 1 || st.Delivered != 0 {
-		t.Errorf("stats %+v", st)
+	for _, tc := range []struct {
+		name    string
+		limits  wire.Limits
+		counter func(mcl.SubscriberStats) uint64
+	}{
+		{"gap", wire.Limits{Gap: 50 * time.Millisecond}, func(s mcl.SubscriberStats) uint64 { return s.Stalled }},
+		{"timeout", wire.Limits{Timeout: 50 * time.Millisecond, Gap: time.Minute}, func(s mcl.SubscriberStats) uint64 { return s.Expired }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := conn(t, mcl.DefaultGroup)
+			sub, err := mcl.SubscribeSync(c, mcl.ReassemblyLimits(tc.limits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			u, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(c.Group()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			if _, err := u.Write(wire.AppendFragment(nil, "t", 1, 3, []byte("piece"))); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the lone fragment to expire", func() bool { return tc.counter(sub.Stats()) == 1 })
+			if st := sub.Stats(); st.Fragments != 1 || st.Delivered != 0 || st.Stalled+st.Expired != 1 {
+				t.Errorf("stats %+v", st)
+			}
+		})
 	}
 }
 

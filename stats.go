@@ -6,7 +6,12 @@ package mcl
 // other Subscribers of the group (see Subscriber.Stats). For a Subscriber
 // alone on its socket, every datagram read is counted once as filtered,
 // malformed, a fragment, or a whole message; the reassembly counters say
-// what became of fragments.
+// what became of fragments. A fragmented message is delivered exact or
+// not at all: each one of which a fragment arrived is counted once, in
+// Reassembled or in one of Incomplete, Stalled, Overrun, Evicted, Expired
+// and Invalid (docs/wire.md says when the format cannot tell two messages
+// apart). Duplicates of whole messages cannot be recognised in this
+// format, and are delivered.
 type SubscriberStats struct {
 	Datagrams   uint64 // datagrams read from the socket
 	Bytes       uint64 // bytes in those datagrams
@@ -16,9 +21,13 @@ type SubscriberStats struct {
 	Fragments   uint64 // fragment datagrams of subscribed topics
 	Reassembled uint64 // fragmented messages completed
 	Duplicates  uint64 // fragments received twice, dropped
-	Rejected    uint64 // fragments with impossible numbers or sizes, and reassembled payloads that are not one msgpack value
-	Evicted     uint64 // incomplete messages dropped to bound memory, or superseded
+	Rejected    uint64 // fragments with impossible numbers or sizes
+	Incomplete  uint64 // fragmented messages dropped: a piece missing, or out of order
+	Stalled     uint64 // fragmented messages dropped: no piece for the reassembly gap (wire.Limits.Gap)
+	Overrun     uint64 // fragmented messages dropped: the kernel dropped datagrams while they were assembled
+	Evicted     uint64 // incomplete messages dropped to bound memory
 	Expired     uint64 // incomplete messages dropped after the reassembly timeout
+	Invalid     uint64 // fragmented messages dropped: their pieces do not make one msgpack value
 	Dropped     uint64 // messages dropped because the queue was full (slow consumer)
 	Panics      uint64 // callback panics recovered
 	ReadErrors  uint64 // socket read errors other than Close
@@ -44,8 +53,12 @@ func (s SubscriberStats) Counters() []Counter {
 		{"reassembled", s.Reassembled},
 		{"duplicates", s.Duplicates},
 		{"rejected", s.Rejected},
+		{"incomplete", s.Incomplete},
+		{"stalled", s.Stalled},
+		{"overrun", s.Overrun},
 		{"evicted", s.Evicted},
 		{"expired", s.Expired},
+		{"invalid", s.Invalid},
 		{"dropped", s.Dropped},
 		{"panics", s.Panics},
 		{"read_errors", s.ReadErrors},

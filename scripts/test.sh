@@ -37,7 +37,7 @@ go vet ./...
 export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1 MCL_REQUIRE_NODE=1
 go test -race -count=1 ./...
 
-for target in wire:FuzzDecode:400000x wire:FuzzReassemble:250000x internal/msgjson:FuzzToJSON:400000x \
+for target in wire:FuzzDecode:400000x wire:FuzzReassemble:250000x wire:FuzzReassembleFaults:250000x internal/msgjson:FuzzToJSON:400000x \
 	internal/msgjson:FuzzFromJSON:200000x mcap:FuzzReader:250000x; do
 	IFS=: read -r pkg fn budget <<<"$target"
 	go test -run='^$' -fuzz="^${fn}\$" -fuzztime="${fuzztime:-$budget}" "./$pkg"

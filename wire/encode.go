@@ -114,7 +114,7 @@ func IndexLen(n int) int {
 		return 2
 	case n < 1<<16:
 		return 3
-	case n < 1<<32:
+	case uint64(n) < 1<<32: // as uint64: 1<<32 overflows a 32-bit int
 		return 5
 	}
 	return 9

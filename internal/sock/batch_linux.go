@@ -88,8 +88,8 @@ func (b *batch) call(trap, fd uintptr, p unsafe.Pointer, n int) bool {
 
 // read fills ms (each with a Buf of 65536 bytes or more, and a Head
 // of 1 to len(Buf)-1 where Body is set) and returns how many datagrams
-// arrived, and the kernel's drop counter when a datagram carried it.
-func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error) {
+// arrived.
+func (b *batch) read(ms []Message) (int, error) {
 	b.grow(len(ms))
 	for i := range ms {
 		m := &ms[i]
@@ -118,20 +118,45 @@ func (b *batch) read(ms []Message) (n int, drops uint64, dropsOK bool, err error
 	}
 	b.off, b.count = 0, len(ms)
 	if err := b.rc.Read(b.recv); err != nil {
-		return 0, 0, false, err
+		return 0, err
 	}
 	if b.errno != 0 {
-		return 0, 0, false, os.NewSyscallError("recvmmsg", b.errno)
+		return 0, os.NewSyscallError("recvmmsg", b.errno)
 	}
 	for i := range b.n {
 		h := &b.hdrs[i]
-		ms[i].N = int(h.Len)
-		ms[i].Addr = addrPort(&b.names[i])
-		if d, ok := parseDrops(b.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)]); ok {
-			drops, dropsOK = d, true
-		}
+		m := &ms[i]
+		m.N = int(h.Len)
+		m.Addr = addrPort(&b.names[i])
+		m.Drops, m.Stamp = parseControl(b.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
 	}
-	return b.n, drops, dropsOK, nil
+	return b.n, nil
+}
+
+// parseControl reads the control messages of one datagram: the socket's
+// drop counter when it was queued (SO_RXQ_OVFL, sent only once it is not
+// zero) and its arrival time (SO_TIMESTAMPNS_NEW), 0 for what is missing.
+// x/sys's ParseOneSocketControlMessage knows each architecture's cmsghdr
+// and does not allocate (ParseSocketControlMessage does).
+func parseControl(oob []byte) (drops uint32, stamp int64) {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			break
+		}
+		switch {
+		case h.Level != unix.SOL_SOCKET:
+		case h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+			drops = binary.NativeEndian.Uint32(data)
+		case h.Type == unix.SO_TIMESTAMPNS_NEW && len(data) >= 16:
+			// struct __kernel_timespec: two 64-bit words everywhere.
+			sec := int64(binary.NativeEndian.Uint64(data))
+			nsec := int64(binary.NativeEndian.Uint64(data[8:]))
+			stamp = sec*1e9 + nsec
+		}
+		oob = rest
+	}
+	return drops, stamp
 }
 
 // write sends datagram i as heads[i] followed by bodies[i] (bodies may be

@@ -9,10 +9,10 @@ type batch struct{ c *net.UDPConn }
 
 func newBatch(c *net.UDPConn) (*batch, error) { return &batch{c: c}, nil }
 
-func (b *batch) read(ms []Message) (int, uint64, bool, error) {
+func (b *batch) read(ms []Message) (int, error) {
 	n, addr, err := b.c.ReadFromUDPAddrPort(ms[0].Buf)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, err
 	}
 	m := &ms[0]
 	m.N, m.Addr = n, addr
@@ -21,7 +21,8 @@ func (b *batch) read(ms []Message) (int, uint64, bool, error) {
 		body := copy(m.Body, m.Buf[m.Head:n])
 		copy(m.Buf[m.Head:], m.Buf[m.Head+body:n])
 	}
-	return 1, 0, false, nil
+	m.Drops, m.Stamp = 0, 0
+	return 1, nil
 }
 
 func (b *batch) write(heads, bodies [][]byte, _ bool) error {

@@ -1,10 +1,8 @@
 package sock
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -79,12 +77,15 @@ func (r *Receiver) ReadBufferSize() int { return r.granted }
 func (r *Receiver) KernelDrops() uint64 { return r.drops }
 
 // ReadBatch blocks until at least one datagram arrives, then fills up to
-// len(ms) messages, whose Buf must not be empty, and returns how many. After Close it returns an error
-// that satisfies errors.Is(err, net.ErrClosed).
+// len(ms) messages, whose Buf must not be empty, and returns how many.
+// After Close it returns an error that satisfies errors.Is(err,
+// net.ErrClosed).
 func (r *Receiver) ReadBatch(ms []Message) (int, error) {
-	n, drops, ok, err := r.io.read(ms)
-	if ok {
-		r.drops = drops
+	n, err := r.io.read(ms)
+	for i := range n {
+		if d := ms[i].Drops; d != 0 {
+			r.drops = uint64(d)
+		}
 	}
 	return n, err
 }
@@ -102,27 +103,4 @@ func (r *Receiver) Close() error {
 		return nil
 	}
 	return err
-}
-
-// parseDrops finds the SO_RXQ_OVFL counter in a control message buffer
-// without allocating (unix.ParseSocketControlMessage allocates).
-func parseDrops(oob []byte) (uint64, bool) {
-	const hdr = 16 // struct cmsghdr on 64-bit Linux: len uint64, level int32, type int32
-	for len(oob) >= hdr {
-		l := int(binary.NativeEndian.Uint64(oob))
-		if l < hdr || l > len(oob) {
-			return 0, false
-		}
-		level := int32(binary.NativeEndian.Uint32(oob[8:]))
-		typ := int32(binary.NativeEndian.Uint32(oob[12:]))
-		if level == syscall.SOL_SOCKET && typ == soRxqOvfl && l >= hdr+4 {
-			return uint64(binary.NativeEndian.Uint32(oob[hdr:])), true
-		}
-		l = (l + 7) &^ 7
-		if l > len(oob) {
-			break
-		}
-		oob = oob[l:]
-	}
-	return 0, false
 }

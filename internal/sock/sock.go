@@ -54,6 +54,15 @@ type Message struct {
 	Body []byte // nil: the whole datagram goes into Buf
 	N    int
 	Addr netip.AddrPort
+	// Drops is the count of datagrams the kernel had dropped on this
+	// socket, its receive buffer full, when this one was queued (Linux
+	// SO_RXQ_OVFL; 0 elsewhere): a rise between two datagrams means
+	// datagrams were lost between them.
+	Drops uint32
+	// Stamp is when the datagram arrived, in nanoseconds since the Unix
+	// epoch by the kernel's clock (Linux SO_TIMESTAMPNS_NEW), or 0 when
+	// the kernel does not say.
+	Stamp int64
 }
 
 // Datagram returns the datagram read into m as one slice of Buf, first

@@ -10,11 +10,7 @@ import (
 )
 
 // Elsewhere the socket gets the portable options only: no per-socket group
-// filter, no device binding, no kernel drop counter.
-const (
-	soRxqOvfl = -1
-	oobSize   = 0
-)
+// filter, no device binding, no kernel drop counter or arrival times.
 
 func setupReceiver(fd uintptr, cfg Config) error {
 	if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
