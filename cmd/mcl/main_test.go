@@ -6,7 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -53,11 +53,27 @@ func startSub(t *testing.T, args ...string) <-chan result {
 // background and returns once it has joined its groups.
 func startCommand(t *testing.T, args ...string) <-chan result {
 	t.Helper()
+	return startCommandContext(t, context.Background(), nil, args...)
+}
+
+// startCommandContext is startCommand with a context whose end is the
+// command's Ctrl-C, and its standard output written to stdout as well
+// when that is not nil.
+func startCommandContext(t *testing.T, ctx context.Context, stdout io.Writer, args ...string) <-chan result {
+	t.Helper()
 	joined := make(chan struct{})
 	subscribed = func() { close(joined) }
 	t.Cleanup(func() { subscribed = func() {} })
 	done := make(chan result, 1)
-	go func() { done <- mcl_(context.Background(), "", args...) }()
+	go func() {
+		if stdout == nil {
+			done <- mcl_(ctx, "", args...)
+			return
+		}
+		var errb bytes.Buffer
+		code := run(ctx, args, strings.NewReader(""), stdout, &errb)
+		done <- result{code, "", errb.String()}
+	}()
 	select {
 	case <-joined:
 	case r := <-done:

@@ -1,0 +1,229 @@
+// Package relay is a test tool: a relay between two multicast groups that
+// drops, duplicates and delays the datagrams it forwards, as a faulty
+// network would, with faults drawn from a seeded generator so that a
+// failing test reproduces.
+//
+// Run it inside the sandbox network (package sandbox), like everything
+// that sends multicast in tests:
+//
+//	r, err := relay.Start(from, to, ifi, relay.Faults{Loss: 0.05, Seed: 1})
+//	// publish to from, subscribe to to
+//	fates := r.Fates() // what became of each datagram, in the order they came
+//
+// Each datagram meets one fate, drawn independently: lost, sent twice back
+// to back, held for Faults.DelayBy while later datagrams overtake it, or
+// forwarded as it is. For one sender the fates depend only on the seed and
+// the order of its datagrams, not on timing.
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mcl-go/mcl/internal/sock"
+)
+
+// Faults says what a Relay does to the datagrams it forwards. The shares
+// are probabilities, each datagram meeting at most one fault: their sum
+// must be at most 1.
+type Faults struct {
+	Loss      float64       // share of datagrams dropped
+	Duplicate float64       // share sent twice, back to back
+	Delay     float64       // share held for DelayBy before they are sent
+	DelayBy   time.Duration // how long a delayed datagram is held (default 1 ms)
+	Seed      uint64        // seeds the generator the fates are drawn from
+}
+
+// Fate is what a Relay did with one datagram.
+type Fate uint8
+
+// The fates of a datagram.
+const (
+	Forwarded  Fate = iota // sent on at once
+	Lost                   // dropped
+	Duplicated             // sent twice, back to back
+	Delayed                // sent DelayBy later
+)
+
+func (f Fate) String() string {
+	switch f {
+	case Forwarded:
+		return "forwarded"
+	case Lost:
+		return "lost"
+	case Duplicated:
+		return "duplicated"
+	case Delayed:
+		return "delayed"
+	}
+	return fmt.Sprintf("Fate(%d)", uint8(f))
+}
+
+// ErrBadFaults is returned by Start for shares outside 0..1 or adding up
+// to more than 1.
+var ErrBadFaults = errors.New("relay: fault shares must be in 0..1 and add up to at most 1")
+
+// Relay forwards datagrams from one group to another with faults.
+type Relay struct {
+	in     *sock.Receiver
+	out    *sock.Sender
+	faults Faults
+	rng    *rand.Rand
+
+	mu     sync.Mutex // guards what follows, and out's writes
+	fates  []Fate
+	drops  uint32 // datagrams the kernel dropped on the relay's socket
+	err    error  // why forwarding stopped or went wrong, other than Close
+	closed bool
+
+	held sync.WaitGroup // delayed datagrams not sent yet
+	done chan struct{}  // closed when run returns
+}
+
+// Start joins from on ifi and forwards what arrives to to, sent from ifi,
+// until Close. Errors: ErrBadFaults, and those of opening the sockets.
+func Start(from, to netip.AddrPort, ifi *net.Interface, f Faults) (*Relay, error) {
+	for _, p := range []float64{f.Loss, f.Duplicate, f.Delay} {
+		if p < 0 || p > 1 {
+			return nil, ErrBadFaults
+		}
+	}
+	if f.Loss+f.Duplicate+f.Delay > 1 {
+		return nil, ErrBadFaults
+	}
+	if f.DelayBy <= 0 {
+		f.DelayBy = time.Millisecond
+	}
+	// A relay that drops what it was not told to would make the faults a
+	// test counts wrong: give it room for long bursts.
+	in, err := sock.Listen(sock.Config{Group: from, Interface: ifi, ReadBuffer: 64 << 20})
+	if err != nil {
+		return nil, err
+	}
+	out, err := sock.Dial(sock.Config{Group: to, Interface: ifi, Hops: 1, Loopback: true, WriteBuffer: 4 << 20})
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	r := &Relay{in: in, out: out, faults: f, rng: rand.New(rand.NewPCG(f.Seed, 0x6d636c)), done: make(chan struct{})}
+	go r.run()
+	return r, nil
+}
+
+// run reads, draws each datagram's fate and forwards it, until the
+// receiving socket is closed.
+func (r *Relay) run() {
+	defer close(r.done)
+	ms := make([]sock.Message, 16)
+	for i := range ms {
+		ms[i].Buf = make([]byte, 65536)
+	}
+	for {
+		n, err := r.in.ReadBatch(ms)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				r.mu.Lock()
+				r.err = fmt.Errorf("relay: read: %w", err)
+				r.mu.Unlock()
+			}
+			return
+		}
+		for _, m := range ms[:n] {
+			r.forward(m.Buf[:m.N], m.Drops)
+		}
+	}
+}
+
+// forward draws the fate of datagram d, which came after the kernel had
+// dropped drops datagrams on the relay's socket, and meets it.
+func (r *Relay) forward(d []byte, drops uint32) {
+	fate := r.draw()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drops = max(r.drops, drops)
+	r.fates = append(r.fates, fate)
+	switch fate {
+	case Forwarded:
+		r.write(d)
+	case Duplicated:
+		r.write(d)
+		r.write(d)
+	case Delayed:
+		held := append([]byte(nil), d...)
+		r.held.Add(1)
+		time.AfterFunc(r.faults.DelayBy, func() {
+			defer r.held.Done()
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if !r.closed {
+				r.write(held)
+			}
+		})
+	}
+}
+
+// draw returns the next datagram's fate. Only run calls it, so the
+// generator needs no lock.
+func (r *Relay) draw() Fate {
+	u := r.rng.Float64()
+	switch f := r.faults; {
+	case u < f.Loss:
+		return Lost
+	case u < f.Loss+f.Duplicate:
+		return Duplicated
+	case u < f.Loss+f.Duplicate+f.Delay:
+		return Delayed
+	}
+	return Forwarded
+}
+
+// write sends d; r.mu is held. A failed send is the relay's own loss,
+// which a test could not tell from a fault it drew: it stops the relay.
+func (r *Relay) write(d []byte) {
+	if err := r.out.Write(d); err != nil && r.err == nil {
+		r.err = fmt.Errorf("relay: forward: %w", err)
+	}
+}
+
+// Fates returns what became of each datagram received so far, in the
+// order they arrived.
+func (r *Relay) Fates() []Fate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Fate(nil), r.fates...)
+}
+
+// Err reports a failure that made the relay lose datagrams it was not told
+// to: a send that failed, a read that failed, or the kernel dropping
+// datagrams on the relay's own socket.
+func (r *Relay) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	if r.drops != 0 {
+		return fmt.Errorf("relay: the kernel dropped %d datagrams on the relay's socket", r.drops)
+	}
+	return nil
+}
+
+// Close stops the relay, after sending the datagrams it holds. It is safe
+// to call more than once.
+func (r *Relay) Close() error {
+	err := r.in.Close()
+	<-r.done
+	r.held.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return errors.Join(err, r.out.Close())
+}
