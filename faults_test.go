@@ -2,8 +2,8 @@ package mcl_test
 
 import (
 	"net"
-	"strconv"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -88,7 +88,7 @@ func TestFaultyPathFromPython(t *testing.T) {
 			for i := range messages {
 				payloads = append(payloads, seedPayload(seed, i, size))
 			}
-			gap := wire.DefaultLimits().Gap
+			gap := 20 * time.Millisecond
 			checkFaultyPath(t, sc.faults, relay.WorkloadOf(payloads), gap, func(in *mcl.Connection) {
 				interval := strconv.FormatFloat((gap + 10*time.Millisecond).Seconds(), 'f', 3, 64)
 				runPeerPub(t, in, "--topic", "cam", "--count", strconv.Itoa(messages), "--size", strconv.Itoa(size),
@@ -139,6 +139,9 @@ func checkFaultyPath(t *testing.T, f relay.Faults, w *relay.Workload, gap time.D
 		return st.Delivered + st.Incomplete + st.Stalled + st.Overrun + st.Evicted + st.Expired + st.Invalid
 	}
 	eventually(t, "every message that arrived to be counted", func() bool { return counted() >= uint64(o.Arrived) })
+	if err := rl.Err(); err != nil {
+		t.Fatal(err)
+	}
 	sub.Close()
 	last, delivered := -1, 0
 	for p := range got {
@@ -154,7 +157,10 @@ func checkFaultyPath(t *testing.T, f relay.Faults, w *relay.Workload, gap time.D
 	}
 	st := sub.Stats()
 	t.Logf("%d sent, %d arrived (%d whole), %d delivered; stats %+v", len(w.Payloads), o.Arrived, o.Intact, delivered, st)
-	if c := counted(); c != uint64(o.Arrived) {
+	// A message whose fragments the relay or the sender held up longer
+	// than the gap, on a loaded machine, is counted twice: its start as
+	// stalled, its end as incomplete (docs/wire.md).
+	if c := counted(); c < uint64(o.Arrived) || c > uint64(o.Arrived)+st.Stalled {
 		t.Errorf("%d messages arrived, %d counted (delivered or dropped)", o.Arrived, c)
 	}
 	if uint64(delivered) != st.Delivered {

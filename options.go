@@ -169,7 +169,7 @@ func OnOverflow(o Overflow) SubscribeOption {
 // their defaults.
 func ReassemblyLimits(l wire.Limits) SubscribeOption {
 	return func(s *subConfig) error {
-		if l.MaxMessageBytes < 0 || l.MaxPendingBytes < 0 || l.MaxPending < 0 || l.Timeout < 0 {
+		if l.MaxMessageBytes < 0 || l.MaxPendingBytes < 0 || l.MaxPending < 0 || l.Timeout < 0 || l.Gap < 0 {
 			return fmt.Errorf("%w: negative reassembly limit", ErrBadOption)
 		}
 		s.limits = l

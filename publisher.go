@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tinylib/msgp/msgp"
 	"github.com/vmihailenco/msgpack/v5"
@@ -28,6 +29,12 @@ type Publisher struct {
 	pieces [][]byte     // the pieces of the payload they go with
 	enc    bytes.Buffer // Publish's msgpack encoding of a value
 	encr   *msgpack.Encoder
+	rate   int         // bytes per second, or 0: see Pace
+	next   time.Time   // when the next datagram may go, with a rate
+	timer  *time.Timer // waits for next
+
+	done      chan struct{} // closed by Close, to end a wait for the rate
+	closeOnce sync.Once
 
 	stats pubCounters
 }
@@ -44,14 +51,49 @@ type PublisherStats struct {
 	Errors    uint64 // publishes that failed
 }
 
-// NewPublisher opens a socket that sends to c's group. Errors come from the
-// operating system, wrapped with the group and interface.
-func NewPublisher(c *Connection) (*Publisher, error) {
+// PublishOption configures a Publisher.
+type PublishOption func(*Publisher) error
+
+// MinPace is the lowest rate Pace accepts, in bytes per second: slower,
+// the fragments of a message would come 60 ms apart or more, too close to
+// the 200 ms after which receivers give up on the rest of a message
+// (wire.Limits.Gap) for a sender that the scheduler may hold up a while.
+const MinPace = 1_000_000
+
+// Pace caps the rate at which the Publisher sends, in bytes of datagrams
+// per second: each datagram leaves no sooner than the previous one's
+// length at that rate after it. The fragments of a large message then
+// reach receivers spread out, instead of in one burst that their socket
+// receive buffers must hold whole (a 50 MB message is 834 datagrams of
+// 60 KB; a receiver's kernel drops what its buffer cannot hold, and with
+// one fragment lost the message is lost). Publish waits for its turn, as
+// long as that takes; Close ends the wait. NewPublisher returns
+// ErrBadOption for a rate under MinPace.
+func Pace(bytesPerSecond int) PublishOption {
+	return func(p *Publisher) error {
+		if bytesPerSecond < MinPace {
+			return fmt.Errorf("%w: pace of %d bytes/s: at least %d, or the fragments of a message come so far apart that receivers drop it", ErrBadOption, bytesPerSecond, MinPace)
+		}
+		p.rate = bytesPerSecond
+		return nil
+	}
+}
+
+// NewPublisher opens a socket that sends to c's group. Errors: those of
+// the options (ErrBadOption), and the operating system's, wrapped with the
+// group and interface.
+func NewPublisher(c *Connection, opts ...PublishOption) (*Publisher, error) {
+	p := &Publisher{conn: c, done: make(chan struct{})}
+	for _, o := range opts {
+		if err := o(p); err != nil {
+			return nil, err
+		}
+	}
 	s, err := sock.Dial(c.sockConfig())
 	if err != nil {
 		return nil, fmt.Errorf("mcl: publisher for %s: %w", c, err)
 	}
-	p := &Publisher{conn: c, s: s}
+	p.s = s
 	p.encr = msgpack.NewEncoder(&p.enc)
 	return p, nil
 }
@@ -108,7 +150,9 @@ func (p *Publisher) send(topic string, payload []byte) error {
 		// three times slower, and then it is copied behind its header
 		// (sock.WriteOne).
 		p.frame = wire.AppendMessage(p.frame[:0], topic, nil)
-		err = p.s.WriteOne(p.frame, payload)
+		if err = p.pace(len(p.frame) + len(payload)); err == nil {
+			err = p.s.WriteOne(p.frame, payload)
+		}
 		p.count(err, 1, len(p.frame)+len(payload))
 	} else {
 		err = p.sendFragments(topic, payload)
@@ -137,10 +181,49 @@ func (p *Publisher) sendFragments(topic string, payload []byte) error {
 		p.frames = append(p.frames, p.frame[start:end:end])
 		start = end
 	}
-	err := p.s.WriteGather(p.frames, p.pieces)
+	var err error
+	if p.rate == 0 {
+		err = p.s.WriteGather(p.frames, p.pieces)
+	} else {
+		for i := range p.frames {
+			if err = p.pace(len(p.frames[i]) + len(p.pieces[i])); err != nil {
+				break
+			}
+			if err = p.s.WriteGather(p.frames[i:i+1], p.pieces[i:i+1]); err != nil {
+				break
+			}
+		}
+	}
 	clear(p.pieces) // the caller's payload is not ours to keep
 	p.count(err, n, len(p.frame)+len(payload))
 	return err
+}
+
+// pace waits, with a rate set, until a datagram of n bytes may go, and
+// books the time it takes at that rate. p.mu is held. Errors: ErrClosed
+// once Close is called.
+func (p *Publisher) pace(n int) error {
+	if p.rate == 0 {
+		return nil
+	}
+	now := time.Now()
+	if wait := p.next.Sub(now); wait > 0 {
+		if p.timer == nil {
+			p.timer = time.NewTimer(wait)
+		} else {
+			p.timer.Reset(wait)
+		}
+		select {
+		case <-p.timer.C:
+		case <-p.done:
+			p.timer.Stop()
+			return ErrClosed
+		}
+		now = p.next
+	}
+	// A Publisher that was idle does not make up for it with a burst.
+	p.next = now.Add(time.Duration(int64(n) * int64(time.Second) / int64(p.rate)))
+	return nil
 }
 
 func (p *Publisher) count(err error, datagrams, bytes int) {
@@ -167,9 +250,10 @@ func (p *Publisher) Stats() PublisherStats {
 	}
 }
 
-// Close closes the socket; later publishes return ErrClosed. It is safe to
-// call more than once.
+// Close closes the socket; later publishes return ErrClosed, and so does
+// one waiting for its turn at the Pace. It is safe to call more than once.
 func (p *Publisher) Close() error {
+	p.closeOnce.Do(func() { close(p.done) })
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -637,3 +637,43 @@ func TestReadBufferWarning(t *testing.T) {
 		t.Errorf("got %d warnings naming net.core.rmem_max, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestPace checks that a paced Publisher refuses rates too slow for
+// reassembly, delivers a large message whole at its rate, and that Close
+// ends a publish waiting for its turn.
+func TestPace(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup)
+	if _, err := mcl.NewPublisher(c, mcl.Pace(mcl.MinPace-1)); !errors.Is(err, mcl.ErrBadOption) {
+		t.Fatalf("Pace under MinPace: %v, want ErrBadOption", err)
+	}
+	sub, ch := chanSubscriber(t, c)
+	defer sub.Close()
+	pub, err := mcl.NewPublisher(c, mcl.Pace(mcl.MinPace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := wire.AppendStr(nil, bytes.Repeat([]byte{7}, 5*wire.MTU)) // 6 fragments
+	if err := pub.PublishRaw("paced", payload); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, ch, 1)[0]; !bytes.Equal(m.Payload, payload) {
+		t.Fatalf("paced message arrived as %d bytes", len(m.Payload))
+	}
+	// A message of 667 fragments takes 20 s at this pace; once its first
+	// fragments are out, Close cuts it short.
+	big := wire.AppendStr(nil, make([]byte, 40_000_000))
+	errc := make(chan error, 1)
+	go func() { errc <- pub.PublishRaw("paced", big) }()
+	eventually(t, "the big message's first fragments", func() bool { return sub.Stats().Fragments > 6+2 })
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, mcl.ErrClosed) {
+			t.Errorf("publish cut short by Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a paced publish")
+	}
+}

@@ -194,12 +194,12 @@ type TypedPublisher[T any] struct {
 
 // NewTypedPublisher opens a Publisher on c for messages of type T.
 // Errors: ErrNotRegistered when T has no name, and those of NewPublisher.
-func NewTypedPublisher[T any](c *Connection) (*TypedPublisher[T], error) {
+func NewTypedPublisher[T any](c *Connection, opts ...PublishOption) (*TypedPublisher[T], error) {
 	info, err := lookup[T]()
 	if err != nil {
 		return nil, err
 	}
-	p, err := NewPublisher(c)
+	p, err := NewPublisher(c, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ type Limits struct {
 	// fragment arrived (default 5s), however steadily its pieces come.
 	Timeout time.Duration
 	// Gap is the longest wait for the next piece of a message (default
-	// 50ms). Senders of this format send a message's pieces back to back,
+	// 200ms). Senders of this format send a message's pieces back to back,
 	// so a longer pause means the rest was lost, and a piece after it
 	// belongs to a later message: the message is dropped (Stalled) rather
 	// than completed with another's pieces. A sender that paces a message's
@@ -47,14 +47,14 @@ type Limits struct {
 }
 
 // DefaultLimits returns the limits used for zero fields: 64 MiB messages,
-// 64 MiB pending, 64 tracked messages, 5 second timeout, 50 ms gap.
+// 64 MiB pending, 64 tracked messages, 5 second timeout, 200 ms gap.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxMessageBytes: 64 << 20,
 		MaxPendingBytes: 64 << 20,
 		MaxPending:      64,
 		Timeout:         5 * time.Second,
-		Gap:             50 * time.Millisecond,
+		Gap:             200 * time.Millisecond,
 	}
 }
 
@@ -123,6 +123,7 @@ type Reassembler struct {
 	held     int      // sum of len(buf) over active: piece bytes received
 	total    int      // sum of cap(buf) over active, plus cap over spare; <= MaxPendingBytes
 	lost     uint64   // the receiver's count of lost datagrams, as Lost last said
+	scratch  []uint64 // a copy of an entry's bitmap while it is replaced
 
 	completed, duplicates, incomplete, stalled, overrun atomic.Uint64
 	evicted, expired, invalid, rejected                 atomic.Uint64
@@ -145,6 +146,23 @@ type entry struct {
 	first      time.Time // arrival of piece 1, for Timeout (assembling)
 	size       int       // length of piece 1 (assembling): pieces 2..N-1 have it, piece N at most it
 	buf        []byte    // pieces 1..index (assembling); nil otherwise
+	prev       []uint64  // when piece 1 came after a message without one: the pieces that message had
+}
+
+// counts reports whether dropping e, assembling, loses a message not yet
+// counted: not when it holds only pieces that the message before, which
+// came without a piece 1 and is counted already, lacked, and so were
+// likely its own, late.
+func (e *entry) counts() bool {
+	if len(e.prev) == 0 {
+		return true
+	}
+	for w, bits := range e.seen {
+		if bits&e.prev[w] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // NewReassembler returns a Reassembler bounded by l, with zero fields of l
@@ -254,6 +272,19 @@ func (r *Reassembler) Add(src netip.AddrPort, f Frame, now time.Time) ([]byte, e
 	// own, late; the one it saw last, again, is a duplicate; any other
 	// begins the sender's next message.
 	switch {
+	case n == 1 && !e.has(1):
+		// Piece 1 after a message that came without one: that
+		// message's, late, or the start of the sender's next. It begins
+		// a message, and what follows shows which it was: the sender's
+		// next message sends again a piece that the one before had sent;
+		// the late pieces of the one before fill only its gaps, and are
+		// not counted again when they are dropped.
+		r.scratch = append(r.scratch[:0], e.seen...)
+		r.retire(i)
+		out, err := r.begin(src, f, now)
+		ne := r.active[len(r.active)-1]
+		ne.prev = append(ne.prev[:0], r.scratch...)
+		return out, err
 	case !e.has(n):
 		e.note(n, len(f.Payload), now)
 		return nil, ErrIncomplete
@@ -343,7 +374,9 @@ func (e *entry) has(n int) bool { return e.seen[(n-1)/64]&(1<<((n-1)%64)) != 0 }
 // drop gives up on e, assembling, counting it in c: its buffer becomes a
 // spare, and its later pieces are passed over.
 func (r *Reassembler) drop(e *entry, c *atomic.Uint64) {
-	c.Add(1)
+	if e.counts() {
+		c.Add(1)
+	}
 	r.release(e)
 	e.assembling = false
 }
@@ -484,7 +517,7 @@ func (r *Reassembler) start(src netip.AddrPort, topic []byte, count int) *entry 
 	} else {
 		seen = make([]uint64, words)
 	}
-	*e = entry{src: src, topic: append(e.topic[:0], topic...), count: count, seen: seen}
+	*e = entry{src: src, topic: append(e.topic[:0], topic...), count: count, seen: seen, prev: e.prev[:0]}
 	r.active = append(r.active, e)
 	return e
 }
@@ -599,7 +632,9 @@ func (r *Reassembler) dropSpare() bool {
 
 // evict drops r.active[i], an incomplete message, to make room.
 func (r *Reassembler) evict(i int) {
-	r.evicted.Add(1)
+	if r.active[i].counts() {
+		r.evicted.Add(1)
+	}
 	r.retire(i)
 }
 
@@ -674,7 +709,7 @@ func (r *Reassembler) Expire(now time.Time) int {
 			i++
 			continue
 		}
-		if e.assembling {
+		if e.assembling && e.counts() {
 			c.Add(1)
 			n++
 		}

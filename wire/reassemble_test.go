@@ -816,3 +816,37 @@ func TestReassembleHugeSpareDropped(t *testing.T) {
 	}
 	checkStats(t, r, wire.ReassemblyStats{Completed: 1, Duplicates: 15})
 }
+
+func TestReassembleStallThenBackToBack(t *testing.T) {
+	// A sender pauses longer than the gap inside message a, then sends b,
+	// c and d back to back. a is lost (counted twice: its start stalled,
+	// its end came without a start); the messages after it are not.
+	const gap = 50 * time.Millisecond
+	r := wire.NewReassembler(wire.Limits{Gap: gap})
+	at := t0
+	var want [][]byte
+	for m := range 4 {
+		p := payloadOfLen(3*wire.MTU+10, uint64(m))
+		if m > 0 {
+			want = append(want, p)
+		}
+		for i, f := range fragments(t, "t", p) {
+			at = at.Add(time.Millisecond)
+			if m == 0 && i == 1 {
+				at = at.Add(gap + time.Millisecond)
+			}
+			got, _ := r.Add(sender1, f, at)
+			if got != nil {
+				if len(want) == 0 || !bytes.Equal(got, want[0]) {
+					t.Fatalf("message %d, piece %d: completed a payload that is not the next one", m, i+1)
+				}
+				want = want[1:]
+			}
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("%d of the messages after the pause did not complete (%+v)", len(want), r.Stats())
+	}
+	r.Expire(at.Add(time.Hour))
+	checkStats(t, r, wire.ReassemblyStats{Completed: 3, Stalled: 1, Incomplete: 1})
+}

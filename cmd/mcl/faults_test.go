@@ -24,7 +24,7 @@ import (
 // one that was sent, once, in order, and its counters account for every
 // message of which a datagram arrived, delivered or dropped. The messages,
 // of 2 to 20 pieces, are sent a little more than the reassembly gap apart
-// (docs/wire.md says why).
+// (docs/wire.md says why), which --gap makes short.
 func TestSubFaultyPath(t *testing.T) {
 	n := sandbox.Require(t)
 	ifi, err := net.InterfaceByName(n.Iface)
@@ -55,7 +55,8 @@ func TestSubFaultyPath(t *testing.T) {
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			stdout := &watcher{want: []byte(`{"topic":"end"`), seen: stop}
-			done := startCommandContext(t, ctx, stdout, "sub", "--port", strconv.Itoa(int(out.Port())))
+			const gap = 20 * time.Millisecond
+			done := startCommandContext(t, ctx, stdout, "sub", "--port", strconv.Itoa(int(out.Port())), "--gap", gap.String())
 
 			w := relay.NewWorkload(sc.faults.Seed, 50, 2, 3, 7, 20)
 			c, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(int(in.Port())))
@@ -67,7 +68,7 @@ func TestSubFaultyPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pub.Close()
-			tick := time.NewTicker(wire.DefaultLimits().Gap + 10*time.Millisecond)
+			tick := time.NewTicker(gap + 10*time.Millisecond)
 			defer tick.Stop()
 			for _, p := range w.Payloads {
 				if err := pub.PublishRaw("cam", p); err != nil {
@@ -139,7 +140,11 @@ func TestSubFaultyPath(t *testing.T) {
 			c2 := counters(t, r.stderr)
 			t.Logf("50 sent, %d arrived (%d whole), %d printed; counters %v", o.Arrived, o.Intact, delivered, c2)
 			dropped := c2["incomplete"] + c2["stalled"] + c2["overrun"] + c2["evicted"] + c2["expired"] + c2["invalid"]
-			if c2["delivered"] != uint64(delivered)+1 || c2["delivered"]-1+dropped != uint64(o.Arrived) {
+			// A message held up longer than the gap by the relay or the
+			// publisher, on a loaded machine, is counted twice: its start
+			// as stalled, its end as incomplete (docs/wire.md).
+			counted := c2["delivered"] - 1 + dropped
+			if c2["delivered"] != uint64(delivered)+1 || counted < uint64(o.Arrived) || counted > uint64(o.Arrived)+c2["stalled"] {
 				t.Errorf("%d arrived, %d printed: counters %v", o.Arrived, delivered, c2)
 			}
 			if delivered+int(c2["stalled"]+c2["overrun"]) < o.Intact {

@@ -12,10 +12,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/wire"
 )
 
 func main() {
@@ -76,8 +78,23 @@ bytes are fragmented.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usagef("%v (see mcl %s --help)", err, c.CommandPath())
+		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})
+	// Without Args, cobra reports an unknown command as a plain error,
+	// exit status 1; it is bad usage. Args is checked only for a command
+	// that runs: mcl alone prints its help.
+	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	root.SuggestionsMinimumDistance = 2
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q (see mcl help)", args[0])
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usage(errors.New(msg))
+	}
 	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(),
 		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd())
 	return root
@@ -92,6 +109,7 @@ type groupFlags struct {
 	noLoop  bool
 	rcvBuf  int
 	topics  []string
+	gap     time.Duration
 	usesRcv bool
 }
 
@@ -102,6 +120,7 @@ func (g *groupFlags) register(c *cobra.Command, receives bool) {
 	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
 	if receives {
 		f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
+		f.DurationVar(&g.gap, "gap", wire.DefaultLimits().Gap, "drop a fragmented message when this long passes between two of its fragments (see docs/wire.md)")
 		g.usesRcv = true
 	} else {
 		f.IntVar(&g.hops, "hops", mcl.DefaultHops, "multicast hop limit (IPv4 TTL), 0..255")
@@ -124,6 +143,15 @@ func (g *groupFlags) connection() (*mcl.Connection, error) {
 		return nil, usage(err)
 	}
 	return c, nil
+}
+
+// subscribeOptions returns the options of the receiving commands'
+// Subscribers. Errors: a usage error for a --gap that is not positive.
+func (g *groupFlags) subscribeOptions() ([]mcl.SubscribeOption, error) {
+	if g.gap <= 0 {
+		return nil, usagef("--gap %v: must be positive", g.gap)
+	}
+	return []mcl.SubscribeOption{mcl.Topics(g.topics...), mcl.ReassemblyLimits(wire.Limits{Gap: g.gap})}, nil
 }
 
 func printCounters(w io.Writer, cs []mcl.Counter) {

@@ -207,7 +207,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--payload", "1"}, "", 2, "--topic is required"},
 		{[]string{"pub", "--topic", "t", "--payload", "{bad"}, "", 2, "--payload"},
 		{[]string{"pub", "--topic", "t", "--count", "0", "--payload", "1"}, "", 2, "--count"},
-		{[]string{"sub", "--bogus"}, "", 2, "unknown flag"},
+		{[]string{"sub", "--bogus"}, "", 2, "unknown flag: --bogus (see mcl sub --help)"},
+		{[]string{"nosuch"}, "", 2, `unknown command "nosuch"`},
+		{[]string{"sbu"}, "", 2, "did you mean sub?"},
+		{[]string{"pub", "--topic", strings.Repeat("t", 5000), "--payload", "1"}, "", 2, "--topic: 5000 bytes"},
+		{[]string{"pub", "--topic", "t", "--rate", "500k", "--payload", "1"}, "", 2, "at least 1M"},
+		{[]string{"pub", "--topic", "t", "--rate", "fast", "--payload", "1"}, "", 2, "not a rate"},
 		{[]string{"sub", "--timeout", "soon"}, "", 2, "invalid argument"},
 		{[]string{"demo", "--duration", "0s"}, "", 2, "--duration"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
@@ -238,11 +243,55 @@ func TestHelp(t *testing.T) {
 			t.Errorf("mcl %s --help: %+v", cmd, r)
 		}
 	}
-	r := mcl_(context.Background(), "", "help")
-	for _, cmd := range []string{"pub", "sub", "demo"} {
-		if !strings.Contains(r.stdout, cmd) {
-			t.Errorf("mcl help does not list %s", cmd)
+	for _, args := range [][]string{{"help"}, {}} {
+		r := mcl_(context.Background(), "", args...)
+		for _, cmd := range []string{"pub", "sub", "demo"} {
+			if r.code != 0 || !strings.Contains(r.stdout, cmd) {
+				t.Errorf("mcl %s: exit %d, does not list %s", strings.Join(args, " "), r.code, cmd)
+			}
 		}
+	}
+}
+
+// TestPubRate publishes a message of 42 fragments at 20 MB/s: it arrives
+// whole, and sending it took at least as long as the rate says.
+func TestPubRate(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	done := startSub(t, "--port", port, "--count", "1", "--timeout", "20s")
+	long := strings.Repeat("y", 2_500_000)
+	start := time.Now()
+	r := mcl_(context.Background(), `"`+long+`"`, "pub", "--port", port, "--topic", "big", "--rate", "20M")
+	took := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("pub: %+v", r)
+	}
+	// 41 gaps of 60 KB at 20 MB/s: 123 ms.
+	if min := 41 * 60_000 * time.Second / 20_000_000; took < min {
+		t.Errorf("pub --rate 20M sent 2.5 MB in %v, under %v", took, min)
+	}
+	s := wait(t, done)
+	if s.code != 0 || !strings.Contains(s.stdout, long) {
+		t.Fatalf("sub: exit %d, %d bytes out; %s", s.code, len(s.stdout), s.stderr)
+	}
+}
+
+// TestPubLineMemory checks how publishLines holds a 20 MB line: read
+// into one buffer of its exact size (not grown chunk by chunk, with copies
+// left behind at each step), and packed into one buffer of the packed
+// size. Process-wide allocation counters would also count what other
+// tests running meanwhile allocate, so the buffers are checked instead.
+func TestPubLineMemory(t *testing.T) {
+	const size = 20 << 20
+	in := `"` + strings.Repeat("z", size) + "\"\n"
+	line, err := readLine(bufio.NewReaderSize(strings.NewReader(in+"1\n"), 64<<10), nil)
+	if err != nil || len(line) != len(in) || cap(line) != len(in) {
+		t.Fatalf("readLine: %d bytes in a buffer of %d, %v; want %d in one of that size", len(line), cap(line), err, len(in))
+	}
+	var packed []byte
+	err = publishLines(strings.NewReader(in), func(b []byte) error { packed = b; return nil })
+	if err != nil || len(packed) != size+5 || cap(packed) > (size+5)*101/100 {
+		t.Fatalf("publishLines: packed %d bytes in a buffer of %d, %v", len(packed), cap(packed), err)
 	}
 }
 

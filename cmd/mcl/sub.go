@@ -50,7 +50,11 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 			if err != nil {
 				return err
 			}
-			s, err := mcl.SubscribeSync(conn, mcl.Topics(g.topics...))
+			opts, err := g.subscribeOptions()
+			if err != nil {
+				return err
+			}
+			s, err := mcl.SubscribeSync(conn, opts...)
 			if err != nil {
 				return err
 			}

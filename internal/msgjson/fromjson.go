@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // FromJSON appends to dst the msgpack encoding of the single JSON value in
@@ -20,15 +22,147 @@ import (
 // the line and column (in bytes, from 1) where the problem was found and
 // wrap a *json.SyntaxError, io.ErrUnexpectedEOF, ErrRange or ErrTooDeep
 // where one applies. On error dst is returned unchanged.
+//
+// It holds no more than data and the result, plus four bytes for each
+// array and object: a 50 MB line costs about 100 MB, not the five times
+// that encoding/json's Decoder, which copies its input and every string,
+// took.
 func FromJSON(dst, data []byte) ([]byte, error) {
-	toks, err := tokenize(data)
-	if err != nil {
+	// Lengths are packed in at most 32 bits. Bounding the whole input
+	// bounds every string and container in it, which spares checks below.
+	if uint64(len(data)) > math.MaxUint32 {
+		return dst, errors.New("msgjson: JSON input larger than 4 GiB")
+	}
+	if !json.Valid(data) {
+		// The Decoder finds the first error and where it is.
+		if _, err := tokenize(data); err != nil {
+			return dst, err
+		}
+		return dst, errors.New("msgjson: invalid JSON")
+	}
+	p := packer{data: data}
+	if _, err := p.value(nil, false); err != nil {
 		return dst, err
 	}
-	for _, t := range toks {
-		dst = t.appendTo(dst)
+	p.i, p.next = 0, 0
+	dst = slices.Grow(dst, p.size)
+	return p.value(dst, true)
+}
+
+// packer packs a JSON value that json.Valid accepts in two walks over it,
+// counting and then appending: msgpack puts the length of an array or map
+// before its elements, which a single pass learns only at the end. Strings
+// are appended from where they lie in the input, unescaped on the way
+// when they need it.
+type packer struct {
+	data  []byte
+	i     int      // the next byte to read
+	sizes []uint32 // element counts of the arrays and objects, in the order they open
+	next  int      // the next of sizes to pack, on the second walk
+	size  int      // the packed length, as the first walk reckons it
+}
+
+// value reads the value at p.i and, with pack, appends its encoding to
+// dst; without, it counts. Errors: ErrRange, with the number's position.
+func (p *packer) value(dst []byte, pack bool) ([]byte, error) {
+	d := p.data
+	p.skipSpace()
+	switch start := p.i; d[start] {
+	case '{', '[':
+		close, kind := byte('}'), kindObject
+		if d[start] == '[' {
+			close, kind = ']', kindArray
+		}
+		at := len(p.sizes)
+		if pack {
+			at = p.next
+			p.next++
+			dst = token{kind: kind, v: uint64(p.sizes[at])}.appendTo(dst)
+		} else {
+			p.sizes = append(p.sizes, 0)
+			p.size += 5
+		}
+		p.i++
+		for {
+			p.skipSpace()
+			if d[p.i] == close {
+				p.i++
+				return dst, nil
+			}
+			if d[p.i] == ',' {
+				p.i++
+			}
+			var err error
+			if dst, err = p.value(dst, pack); err != nil {
+				return dst, err
+			}
+			if kind == kindObject {
+				p.skipSpace()
+				p.i++ // ':'
+				if dst, err = p.value(dst, pack); err != nil {
+					return dst, err
+				}
+			}
+			if !pack {
+				p.sizes[at]++
+			}
+		}
+	case '"':
+		return p.str(dst, pack), nil
+	case 't':
+		p.i += 4
+		return append(dst, 0xc3), nil
+	case 'f':
+		p.i += 5
+		return append(dst, 0xc2), nil
+	case 'n':
+		p.i += 4
+		return append(dst, 0xc0), nil
 	}
-	return dst, nil
+	start := p.i
+	for p.i < len(d) && strings.IndexByte("+-.0123456789eE", d[p.i]) >= 0 {
+		p.i++
+	}
+	t, err := numberToken(string(d[start:p.i]))
+	if err != nil {
+		return dst, posError(d, int64(start), err)
+	}
+	p.size += 9
+	return t.appendTo(dst), nil
+}
+
+// str reads the string at p.i and, with pack, appends its encoding to
+// dst. A string with escapes or bytes that are not UTF-8 is unescaped by
+// encoding/json, so that it comes out exactly as json.Unmarshal makes it
+// (U+FFFD for invalid bytes and lone surrogates); any other is copied as
+// it stands.
+func (p *packer) str(dst []byte, pack bool) []byte {
+	d := p.data
+	start, escaped := p.i, false
+	for p.i++; d[p.i] != '"'; p.i++ {
+		if d[p.i] == '\\' {
+			escaped = true
+			p.i++
+		}
+	}
+	p.i++
+	raw := d[start+1 : p.i-1]
+	if !pack {
+		p.size += 5 + len(raw)
+		return dst
+	}
+	t := token{kind: kindString}
+	if escaped || !utf8.Valid(raw) {
+		json.Unmarshal(d[start:p.i], &t.s) // valid: it cannot fail
+		return t.appendTo(dst)
+	}
+	return append(t.appendHeader(dst, len(raw)), raw...)
+}
+
+func (p *packer) skipSpace() {
+	for p.i < len(p.data) && strings.IndexByte(" \t\r\n", p.data[p.i]) >= 0 {
+		p.i++
+	}
 }
 
 type kind uint8
@@ -59,12 +193,6 @@ type token struct {
 // tokenize checks that data holds exactly one JSON value and returns its
 // tokens in order.
 func tokenize(data []byte) ([]token, error) {
-	// Lengths are packed in at most 32 bits. Bounding the whole input
-	// bounds every string and container in it, which spares checks below.
-	if uint64(len(data)) > math.MaxUint32 {
-		return nil, errors.New("msgjson: JSON input larger than 4 GiB")
-	}
-
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // so that integers are not rounded to float64
 	var (
@@ -190,17 +318,7 @@ func (t token) appendTo(dst []byte) []byte {
 		}
 		return append(dst, 0xc2)
 	case kindString:
-		// Old spec: no str8 between fixstr and str16.
-		n := len(t.s)
-		switch {
-		case n < 32:
-			dst = append(dst, 0xa0|byte(n))
-		case n <= math.MaxUint16:
-			dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
-		default:
-			dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
-		}
-		return append(dst, t.s...)
+		return append(t.appendHeader(dst, len(t.s)), t.s...)
 	case kindUint:
 		u := t.v
 		switch {
@@ -237,6 +355,18 @@ func (t token) appendTo(dst []byte) []byte {
 		return appendHeader(dst, 0x80, 0xde, t.v)
 	}
 	panic("msgjson: unknown token kind")
+}
+
+// appendHeader appends the header of a string of n bytes, t being one.
+func (t token) appendHeader(dst []byte, n int) []byte {
+	// Old spec: no str8 between fixstr and str16.
+	switch {
+	case n < 32:
+		return append(dst, 0xa0|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
 }
 
 // appendHeader appends an array or map header for n elements: fix is the

@@ -65,6 +65,10 @@ func FuzzFromJSON(f *testing.F) {
 			t.Fatalf("FromJSON(%q) accepts invalid JSON", data)
 		}
 
+		// Byte for byte what packing encoding/json's tokens gives.
+		if want, err := msgjson.PackTokens(data); err != nil || !bytes.Equal(packed, want) {
+			t.Fatalf("FromJSON(%q) = % x; through the Decoder: % x, %v", data, packed, want, err)
+		}
 		out, rest, err := msgjson.ToJSON(nil, packed)
 		if err != nil || len(rest) != 0 || !json.Valid(out) {
 			t.Fatalf("ToJSON(FromJSON(%q)) = %q, % x, %v", data, out, rest, err)
