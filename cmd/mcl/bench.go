@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,12 +27,14 @@ measures, in one run, mcl and a baseline: the same multicast sockets and batch
 system calls (recvmmsg, sendmmsg) moving the same bytes with no framing, no
 msgpack and no queue. Throughput rows publish for --duration to one and to
 four subscribers as fast as they keep up: at most 2 MB of messages in flight,
-half the receive buffer mcl requests, so the rows show the rate a receiver
-sustains without loss; mcl and the baseline take turns, a fifth of
+half the receive buffer mcl requests, so that the rows show the rate a
+receiver sustains without loss; mcl and the baseline take turns, a fifth of
 --duration at a time. Latency rows time --rounds ping-pong round trips,
 mcl and the baseline taking turns 50 at a time.
-Every row gives messages/s, MB/s (10^6 bytes, per subscriber), loss and the
-ratio mcl/baseline (messages/s for throughput; p50 and p99 for latency).
+Every row gives messages/s and MB/s (10^6 bytes) received per subscriber,
+loss and the ratio mcl/baseline (messages/s for throughput; p50 and p99 for
+latency). Only messages a subscriber received count, on both sides; a row in
+which a side lost messages has a "!" after its ratio and names that side.
 On a shared machine one run of a row can be off by a factor of two:
 --repeat measures every row several times, mcl and baseline back to back
 each time, and keeps the run with the median ratio. Compare ratios, not
@@ -90,27 +93,98 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// printReport writes rep as a throughput table, a latency table and a
+// legend. A row in which a side lost messages, in the run shown or in any
+// run of --repeat, gets a "!" after its ratio and names that side in its
+// last column: its rate then counts only what arrived, at a pace the
+// receiver did not sustain without loss.
 func printReport(w io.Writer, rep *bench.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "throughput\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\t")
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "throughput\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\tlost in\t")
 	for _, r := range rep.Rows {
 		if r.Kind != "throughput" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.2f%%\t%.0f\t%.1f\t%.2f%%\t%.2f\t\n", size(r.Size), r.Subscribers,
-			r.MCL.MsgsPerSec, r.MCL.MBPerSec, 100*r.MCL.Loss, r.Baseline.MsgsPerSec, r.Baseline.MBPerSec, 100*r.Baseline.Loss, r.Ratio)
+		m, b := r.MCL, r.Baseline
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t\n", size(r.Size), r.Subscribers,
+			m.MsgsPerSec, m.MBPerSec, loss(m), b.MsgsPerSec, b.MBPerSec, loss(b), marked(r.Ratio, r.Lossy), lostIn(r))
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t")
-	fmt.Fprintln(tw, "latency (round trip)\tmcl p50\tp99\tp99.9\tmax\tbase p50\tp99\tp99.9\tmax\tratio p50\tp99\t")
+	// An empty line ends the columns: the "lost in" of one table would
+	// widen a ratio column of the other.
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "latency (round trip)\tmcl p50\tp99\tp99.9\tmax\tbase p50\tp99\tp99.9\tmax\tratio p50\tp99\tlost in\t")
 	for _, r := range rep.Rows {
 		if r.Kind != "latency" {
 			continue
 		}
 		m, b := r.MCL, r.Baseline
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", size(r.Size), us(m.P50), us(m.P99), us(m.P999), us(m.Max),
-			us(b.P50), us(b.P99), us(b.P999), us(b.Max), r.Ratio, r.RatioP99)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", size(r.Size), us(m.P50), us(m.P99), us(m.P999), us(m.Max),
+			us(b.P50), us(b.P99), us(b.P999), us(b.Max), r.Ratio, marked(r.RatioP99, r.Lossy), lostIn(r))
 	}
 	tw.Flush()
+	// The padding of empty cells would leave every line without a loss
+	// ending in spaces.
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+	fmt.Fprint(w, legend)
+}
+
+// legend says what the columns of printReport count.
+const legend = `
+msg/s, MB/s: messages (payload MB, 10^6 bytes) received per second per subscriber: what all the
+  subscribers received over their number, for mcl and base alike; lost messages do not count.
+loss: of the messages published, the share a subscriber missed (mean of the subscribers);
+  <0.01% is a loss too small to show, 0.00% none.
+ratio: mcl/base of msg/s (throughput) or of a percentile (latency). "!": a side lost messages
+  (latency: round trips without a reply in 1 s), named in "lost in"; under --repeat, with the
+  runs that lost of all and the worst loss (the row shows the run of median ratio). Such a
+  row's rates were not sustained without loss.
+`
+
+// loss formats the share of messages a side lost.
+func loss(r bench.Result) string { return percent(r.Loss) }
+
+// percent formats a fraction so that a loss never shows as none: under
+// 0.005% it would round to 0.00%.
+func percent(f float64) string {
+	switch {
+	case f == 0:
+		return "0.00%"
+	case f < 0.0001:
+		return "<0.01%"
+	}
+	return fmt.Sprintf("%.2f%%", 100*f)
+}
+
+// marked formats a ratio, followed by "!" if its row lost messages; the
+// space in its place keeps the figures of the column aligned.
+func marked(ratio float64, lossy bool) string {
+	if lossy {
+		return fmt.Sprintf("%.2f !", ratio)
+	}
+	return fmt.Sprintf("%.2f  ", ratio)
+}
+
+// lostIn names the sides of r that lost messages and, when r was measured
+// more than once, in how many of its runs and at worst how much: the row
+// shows only the run of median ratio.
+func lostIn(r bench.Row) string {
+	var sides []string
+	for _, s := range []struct {
+		name string
+		res  bench.Result
+	}{{"mcl", r.MCL}, {"base", r.Baseline}} {
+		switch {
+		case s.res.LossyRuns == 0:
+		case r.Runs > 1:
+			sides = append(sides, fmt.Sprintf("%s %d/%d up to %s", s.name, s.res.LossyRuns, r.Runs, percent(s.res.WorstLoss)))
+		default:
+			sides = append(sides, s.name)
+		}
+	}
+	return strings.Join(sides, ", ")
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/1e3) }

@@ -44,12 +44,21 @@ var Default = Config{
 }
 
 // Result is one measurement of one implementation.
+//
+// Throughput rates count messages delivered, not published: a subscriber
+// counts a message once the whole of it has arrived, and MsgsPerSec is
+// the mean over the subscribers of what each received, the same for mcl
+// and the baseline. A side that drops messages gets no credit for them,
+// and Lost says how many there were.
 type Result struct {
-	Messages   uint64  `json:"messages"`     // messages received (summed over subscribers)
-	Sent       uint64  `json:"sent"`         // messages published
-	MsgsPerSec float64 `json:"msgs_per_sec"` // received messages per second, per subscriber
-	MBPerSec   float64 `json:"mb_per_sec"`   // received payload MB (10^6 bytes) per second, per subscriber
-	Loss       float64 `json:"loss"`         // fraction of published messages a subscriber missed
+	Messages   uint64  `json:"messages"`     // messages received, summed over subscribers
+	Sent       uint64  `json:"sent"`         // messages published (round trips tried, for latency)
+	Lost       uint64  `json:"lost"`         // messages missed, summed over subscribers (round trips timed out, for latency)
+	MsgsPerSec float64 `json:"msgs_per_sec"` // messages received per second per subscriber: Messages / subscribers / seconds
+	MBPerSec   float64 `json:"mb_per_sec"`   // the same in payload MB (10^6 bytes)
+	Loss       float64 `json:"loss"`         // Lost / (Sent × subscribers): the fraction a subscriber missed, on average
+	LossyRuns  int     `json:"lossy_runs"`   // runs of the row (of Row.Runs) in which this side lost anything
+	WorstLoss  float64 `json:"worst_loss"`   // the highest Loss of those runs
 
 	P50  time.Duration `json:"p50_ns,omitempty"` // round-trip latency percentiles
 	P99  time.Duration `json:"p99_ns,omitempty"`
@@ -57,15 +66,23 @@ type Result struct {
 	Max  time.Duration `json:"max_ns,omitempty"`
 }
 
-// Row pairs mcl with the baseline for one workload.
+// Row pairs mcl with the baseline for one workload. With Repeat, MCL and
+// Baseline are the run with the median ratio, but their LossyRuns and
+// WorstLoss cover all Runs: a loss in a run that was not kept still marks
+// the row.
 type Row struct {
 	Kind        string  `json:"kind"` // "throughput" or "latency"
 	Size        int     `json:"size"`
 	Subscribers int     `json:"subscribers"`
 	MCL         Result  `json:"mcl"`
 	Baseline    Result  `json:"baseline"`
-	Ratio       float64 `json:"ratio"` // mcl/baseline: messages/s for throughput, p50 for latency
+	Ratio       float64 `json:"ratio"` // mcl/baseline: delivered messages/s per subscriber for throughput, p50 for latency
 	RatioP99    float64 `json:"ratio_p99,omitempty"`
+	// Lossy says that a side lost messages in some run of the row. Its
+	// ratio is then not a rate sustained without loss; read it with the
+	// loss of each side.
+	Lossy bool `json:"lossy"`
+	Runs  int  `json:"runs"` // times the row was measured
 }
 
 // Report is a whole run.
@@ -106,7 +123,7 @@ func Run(cfg Config) (*Report, error) {
 				if row.MCL, row.Baseline, err = throughputRow(c, bc, size, subs, cfg.Duration); err != nil {
 					return row, fmt.Errorf("throughput, %s x%d: %w", sizeName(size), subs, err)
 				}
-				row.Ratio = ratio(row.MCL.MsgsPerSec, row.Baseline.MsgsPerSec)
+				row.Ratio = throughputRatio(row.MCL, row.Baseline)
 				return row, nil
 			})
 			if err != nil {
@@ -148,7 +165,9 @@ func Run(cfg Config) (*Report, error) {
 
 // repeat measures a row n times and returns the measurement whose ratio
 // is the median: on a shared machine one run of a row can be off by a
-// factor of two, a median of several much less.
+// factor of two, a median of several much less. The row it returns says
+// in how many runs each side lost messages, so that a loss is not hidden
+// by a run without one.
 func repeat(n int, measure func() (Row, error)) (Row, error) {
 	rows := make([]Row, 0, n)
 	for range n {
@@ -159,7 +178,19 @@ func repeat(n int, measure func() (Row, error)) (Row, error) {
 		rows = append(rows, r)
 	}
 	slices.SortFunc(rows, func(a, b Row) int { return cmp.Compare(a.Ratio, b.Ratio) })
-	return rows[len(rows)/2], nil
+	kept := rows[len(rows)/2]
+	kept.Runs = n
+	kept.MCL.LossyRuns, kept.Baseline.LossyRuns = 0, 0
+	for _, r := range rows {
+		for _, side := range []struct{ kept, run *Result }{{&kept.MCL, &r.MCL}, {&kept.Baseline, &r.Baseline}} {
+			if side.run.Lost > 0 {
+				side.kept.LossyRuns++
+				side.kept.WorstLoss = max(side.kept.WorstLoss, side.run.Loss)
+			}
+		}
+	}
+	kept.Lossy = kept.MCL.LossyRuns > 0 || kept.Baseline.LossyRuns > 0
+	return kept, nil
 }
 
 func withDefaults(c Config) Config {
@@ -180,6 +211,11 @@ func withDefaults(c Config) Config {
 	}
 	return c
 }
+
+// throughputRatio is the ratio of a throughput row: messages delivered per
+// second per subscriber, mcl over the baseline. Neither side's rate counts
+// a message its subscribers did not receive (see delivered).
+func throughputRatio(m, base Result) float64 { return ratio(m.MsgsPerSec, base.MsgsPerSec) }
 
 func ratio(a, b float64) float64 {
 	if b == 0 {

@@ -222,6 +222,7 @@ func pingPong(rounds int, pingers ...pinger) ([]Result, error) {
 		}
 		percentiles(&rs[i], rtts[i])
 		rs[i].Sent = uint64(rounds)
+		rs[i].Lost = uint64(lost[i])
 		rs[i].Loss = float64(lost[i]) / float64(rounds)
 	}
 	return rs, nil

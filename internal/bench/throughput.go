@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -134,17 +136,34 @@ func (s *side) turn(size int, d time.Duration) error {
 }
 
 func (s *side) result(size int) Result {
-	r := Result{Sent: s.tally.sent}
-	for _, c := range s.cs {
-		r.Messages += c.msgs.Load()
+	got := make([]uint64, len(s.cs))
+	for i, c := range s.cs {
+		got[i] = c.msgs.Load()
 	}
-	perSub := float64(r.Messages) / float64(len(s.cs))
-	if secs := s.tally.busy.Seconds(); secs > 0 {
+	return delivered(s.tally.sent, got, size, s.tally.busy)
+}
+
+// delivered is the Result of a throughput side that published sent
+// messages of size bytes in busy, of which each subscriber received
+// got[i]. Rates count what the subscribers received, per subscriber (the
+// total over the number of subscribers), so that a side that drops
+// messages is not credited with them; Lost adds up what each missed.
+func delivered(sent uint64, got []uint64, size int, busy time.Duration) Result {
+	r := Result{Sent: sent}
+	for _, n := range got {
+		r.Messages += n
+		r.Lost += sent - min(n, sent)
+	}
+	if len(got) == 0 {
+		return r
+	}
+	perSub := float64(r.Messages) / float64(len(got))
+	if secs := busy.Seconds(); secs > 0 {
 		r.MsgsPerSec = perSub / secs
 		r.MBPerSec = perSub * float64(size) / secs / 1e6
 	}
-	if r.Sent > 0 {
-		r.Loss = max(0, 1-perSub/float64(r.Sent))
+	if sent > 0 {
+		r.Loss = float64(r.Lost) / float64(sent*uint64(len(got)))
 	}
 	return r
 }
@@ -215,31 +234,95 @@ func sideBaseline(c *mcl.Connection, size, subs int) (*side, error) {
 	}
 	closers = append(closers, snd.Close)
 	ds := datagrams(payload(size))
-	s.publish = func() error { return snd.WriteBatch(ds) }
-	if len(ds) == 1 {
-		s.publish = func() error { return snd.Write(ds[0]) }
+	s.publish = func() error { return snd.Write(ds[0]) }
+	if len(ds) > 1 {
+		// Each piece carries its number in the stream, so that a
+		// subscriber tells a whole message from pieces of several.
+		var seq uint64
+		s.publish = func() error {
+			for _, d := range ds {
+				stamp(d, seq)
+				seq++
+			}
+			return snd.WriteBatch(ds)
+		}
 	}
 	return s, nil
 }
 
-// receiveAll counts whole messages of size bytes from datagrams until the
-// socket is closed: a message is counted when its bytes have all arrived.
+// receiveAll counts the whole messages of size bytes that reach r, until
+// r is closed. Counting bytes instead would credit the pieces of messages
+// that lost others, which mcl's reassembly never delivers.
 func receiveAll(r *sock.Receiver, c *counter, size int) {
 	ms := make([]sock.Message, 16)
 	for i := range ms {
 		ms[i].Buf = make([]byte, wire.MaxDatagram)
 	}
-	got := 0
+	w := wholes{n: uint64(max(1, (size+wire.MTU-1)/wire.MTU))} // as datagrams cuts
 	for {
 		n, err := r.ReadBatch(ms)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 		for _, m := range ms[:n] {
-			if got += m.N; got >= size {
-				got = 0
+			if w.add(m.Buf[:m.N]) {
 				c.add(size)
 			}
 		}
 	}
+}
+
+// wholes finds the whole messages in a baseline subscriber's datagrams:
+// n pieces to a message, piece k of message m numbered m*n+k (see stamp).
+// A message is whole when its pieces arrive one after the other, the first
+// to the last.
+type wholes struct {
+	n    uint64 // pieces per message
+	next uint64 // the number of the next piece, if none is lost
+	have uint64 // pieces of the current message so far, in order
+}
+
+// add takes the next datagram and reports whether it completed a message.
+func (w *wholes) add(d []byte) bool {
+	if w.n == 1 {
+		return true
+	}
+	seq, ok := number(d, w.next)
+	switch {
+	case !ok:
+		w.have = 0
+		return false
+	case seq%w.n == 0:
+		w.have = 1
+	case seq == w.next && w.have == seq%w.n:
+		w.have++
+	default:
+		w.have = 0
+	}
+	w.next = seq + 1
+	if w.have == w.n {
+		w.have = 0
+		return true
+	}
+	return false
+}
+
+// stamp writes a baseline piece's number into its first 8 bytes,
+// little-endian; a piece shorter than that (the last of a message can
+// be) gets the low bytes.
+func stamp(d []byte, seq uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seq)
+	copy(d, b[:])
+}
+
+// number returns the number stamped on d. A piece too short to hold all
+// of it is taken to be want if the bytes it holds agree.
+func number(d []byte, want uint64) (uint64, bool) {
+	if len(d) >= 8 {
+		return binary.LittleEndian.Uint64(d), true
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], want)
+	return want, bytes.Equal(d, b[:len(d)])
 }
