@@ -38,7 +38,10 @@
 // middle of a record. The Reader handles such files without special calls:
 // Info and Messages scan the data section, yield everything intact before the
 // cut, then report a *FormatError wrapping ErrTruncated (and so
-// io.ErrUnexpectedEOF). Recover rewrites such a file into a complete one.
+// io.ErrUnexpectedEOF). A file cut before its Header record is complete
+// (even an empty one) is such a file with nothing before the cut; a file
+// that does not start with the magic is not MCAP (ErrBadMagic) and is
+// refused. Recover rewrites such a file into a complete one.
 // Every length read from a file is checked against the file size and a 1 GiB
 // cap before anything is allocated, so damaged or hostile input cannot cause
 // a panic or a huge allocation.

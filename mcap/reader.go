@@ -23,6 +23,12 @@ type Reader struct {
 	prefixCRC uint32   // CRC32 of the bytes before dataStart, to seed the data section CRC
 	summary   *summary // nil when the file has no summary section
 	maxAlloc  int64    // largest record or decompressed chunk held in memory
+
+	// headerCut is the damage of a file that ends inside its magic or
+	// Header record, as a writer killed before its first write leaves it
+	// (even 0 bytes): such a file reads as an empty file whose end is
+	// missing, and headerCut is the *FormatError every scan reports.
+	headerCut error
 }
 
 // summary holds what the summary section says, parsed once by NewReader.
@@ -51,12 +57,18 @@ type statistics struct {
 // the summary section if the file ends with a Footer that points to one. A
 // file without Footer (its writer never closed it) is not an error here:
 // reading it yields everything up to the damage and then a *FormatError.
-// NewReader does fail when a Footer is present but the summary it points to
+// That includes a file cut inside the magic or the Header, even an empty
+// one: it reads as a file without messages whose damage is ErrTruncated.
+// NewReader fails on a file that is not MCAP (ErrBadMagic) or whose Header
+// is malformed, and when a Footer is present but the summary it points to
 // is damaged; Recover still salvages such a file.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 	rd, err := openReader(r, size)
 	if err != nil {
 		return nil, err
+	}
+	if rd.headerCut != nil {
+		return rd, nil
 	}
 	if err := rd.loadSummary(); err != nil {
 		return nil, err
@@ -79,13 +91,16 @@ func openReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, formatErr(ErrBadMagic, 0, "file does not start with the MCAP magic (found %q)", prefix[:m])
 	}
 	if n < int64(len(prefix)) {
-		return nil, formatErr(ErrTruncated, n, "file ends before the Header record")
+		return rd.cutInHeader(), nil
 	}
 	off := int64(len(Magic))
 	if op := prefix[len(Magic)]; op != opHeader {
 		return nil, formatErr(ErrMalformed, off, "first record has opcode 0x%02x, want Header (0x01)", op)
 	}
 	body, err := rd.readBody(off, binary.LittleEndian.Uint64(prefix[len(Magic)+1:]))
+	if errors.Is(err, ErrTruncated) {
+		return rd.cutInHeader(), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +112,23 @@ func openReader(r io.ReaderAt, size int64) (*Reader, error) {
 	rd.dataStart = off + recordHeaderLen + int64(len(body))
 	rd.prefixCRC = crc32.Update(crc32.Checksum(prefix[:], crcTable), crcTable, body)
 	return rd, nil
+}
+
+// cutInHeader makes r the Reader of a file that ends before its Header
+// record does. Such a file starts as an MCAP file should, as far as it goes,
+// so it is a file whose writer stopped at once, not garbage: it is read like
+// any other file cut short, as one with nothing before the cut.
+func (r *Reader) cutInHeader() *Reader {
+	switch {
+	case r.size == 0:
+		r.headerCut = formatErr(ErrTruncated, 0, "file is empty: its writer stopped before writing the MCAP magic and Header (killed as it started?)")
+	case r.size < int64(len(Magic)):
+		r.headerCut = formatErr(ErrTruncated, 0, "file ends after %d bytes, inside the MCAP magic (writer killed as it started?)", r.size)
+	default:
+		r.headerCut = formatErr(ErrTruncated, int64(len(Magic)), "file ends inside the Header record (writer killed as it started?)")
+	}
+	r.dataStart = r.size
+	return r
 }
 
 // readAt fills p from offset off. A short read means the file is shorter than
@@ -458,6 +490,9 @@ func (r *Reader) newScan() *scanner {
 // scan walks the data section record by record, from the Header to the Data
 // End record, whose CRC it checks against everything read on the way.
 func (r *Reader) scan(sc *scanner) error {
+	if r.headerCut != nil {
+		return r.headerCut
+	}
 	off := r.dataStart
 	crc := r.prefixCRC
 	var hdr [recordHeaderLen]byte
@@ -644,9 +679,10 @@ type RecoverResult struct {
 // recording cut short by a crash becomes an ordinary indexed file. It stops
 // at the first damage, reported in RecoverResult.Damage. Recover does not
 // need the source's summary or Footer; channel and schema IDs may be
-// renumbered. The error is non-nil only when src has no valid MCAP header,
-// reading src or writing dst fails, or src holds something the Writer
-// refuses (such as strings that are not UTF-8).
+// renumbered. The error is non-nil only when src is not MCAP or has a
+// malformed Header (a src cut inside its Header gives an empty file and
+// Damage), reading src or writing dst fails, or src holds something the
+// Writer refuses (such as strings that are not UTF-8).
 func Recover(dst io.Writer, src io.ReaderAt, size int64, opts WriterOptions) (RecoverResult, error) {
 	var res RecoverResult
 	r, err := openReader(src, size)

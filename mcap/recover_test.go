@@ -92,8 +92,12 @@ func TestTruncation(t *testing.T) {
 				b := file[:cut]
 				r, err := NewReader(bytes.NewReader(b), int64(cut))
 				if cut < int(full.dataStart) {
-					if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) {
+					// An empty file cut at the start: see TestHeaderCut.
+					if err != nil {
 						t.Fatalf("cut %d inside the header: NewReader error %v", cut, err)
+					}
+					if got, err := readAll(r, ReadOptions{}); len(got) != 0 || !errors.Is(err, ErrTruncated) {
+						t.Fatalf("cut %d inside the header: %d messages, %v", cut, len(got), err)
 					}
 					continue
 				}
@@ -155,6 +159,66 @@ func TestTruncation(t *testing.T) {
 			}
 			t.Logf("%d bytes, %d flushes, all cuts checked", len(file), len(flushes))
 		})
+	}
+}
+
+// TestHeaderCut reads the files a writer killed before or while it wrote
+// the magic and Header leaves, from 0 bytes up: each is an empty file with
+// its end missing, like any file cut short, not an error to open. Files
+// whose first bytes are not those of an MCAP file are still refused.
+func TestHeaderCut(t *testing.T) {
+	wr, _ := flushedSample(t, modes[2].opts, 10, 5)
+	dataStart := open(t, wr.file).dataStart
+	for cut := range dataStart {
+		b := wr.file[:cut]
+		r, err := NewReader(bytes.NewReader(b), cut)
+		if err != nil {
+			t.Fatalf("cut %d: NewReader: %v", cut, err)
+		}
+		wantOff := int64(0) // the magic is incomplete
+		if cut >= int64(len(Magic)) {
+			wantOff = int64(len(Magic)) // the Header record is
+		}
+		info, err := r.Info()
+		wantFormatErr(t, err, ErrTruncated, wantOff)
+		if info.MessageCount != 0 || info.FromSummary || len(info.Channels) != 0 {
+			t.Fatalf("cut %d: Info %+v", cut, info)
+		}
+		got, err := readAll(r, ReadOptions{})
+		wantFormatErr(t, err, ErrTruncated, wantOff)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != 0 {
+			t.Fatalf("cut %d: %d messages, %v", cut, len(got), err)
+		}
+		if _, err := r.Metadata(); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("cut %d: Metadata: %v", cut, err)
+		}
+		var out bytes.Buffer
+		res, err := Recover(&out, bytes.NewReader(b), cut, WriterOptions{})
+		if err != nil || res.Messages != 0 || !errors.Is(res.Damage, ErrTruncated) {
+			t.Fatalf("cut %d: Recover = %+v, %v", cut, res, err)
+		}
+		if got, err := readAll(open(t, out.Bytes()), ReadOptions{}); err != nil || len(got) != 0 {
+			t.Fatalf("cut %d: recovered file: %d messages, %v", cut, len(got), err)
+		}
+	}
+	if _, err := NewReader(bytes.NewReader(nil), 0); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		file     []byte
+		sentinel error
+	}{
+		{"text", []byte("hello"), ErrBadMagic},
+		{"magic prefix, then text", []byte("\x89MCAx"), ErrBadMagic},
+		{"zeros", make([]byte, 100), ErrBadMagic},
+		{"magic, then not a Header", append([]byte(Magic), wr.file[dataStart:]...), ErrMalformed},
+	} {
+		_, err := NewReader(bytes.NewReader(tc.file), int64(len(tc.file)))
+		if !errors.Is(err, tc.sentinel) {
+			t.Errorf("%s: NewReader error %v, want %v", tc.name, err, tc.sentinel)
+		}
 	}
 }
 

@@ -73,6 +73,7 @@ type Writer struct {
 	chunkStart  uint64
 	chunkEnd    uint64
 	chunkMsgs   int
+	chunkData   uint64         // message data bytes in the open chunk
 	index       [][]indexEntry // Message Index entries of the open chunk, by channel ID-1
 	indexed     []uint16       // channels with entries in the open chunk
 
@@ -83,6 +84,22 @@ type Writer struct {
 	channelCounts []uint64 // by channel ID-1
 	chunkIndexes  []chunkIndex
 	metaIndexes   []metadataIndex
+
+	// What Written reports. Each complete record that holds messages (a
+	// Chunk, or a Message when unchunked) leaves a mark; once every byte
+	// up to the mark's end has left the buffer for the underlying writer,
+	// its totals are out.
+	emitted writtenMark   // totals of all complete records emitted so far
+	marks   []writtenMark // emitted, not yet known to be out, by end
+	sent    writtenMark   // totals known to be out
+}
+
+// writtenMark is the end offset of a record holding messages and the
+// message and data byte totals up to and including it.
+type writtenMark struct {
+	end      int64
+	messages uint64
+	data     uint64
 }
 
 type indexEntry struct {
@@ -152,7 +169,49 @@ func (w *Writer) emit(b []byte) error {
 	if err != nil {
 		w.err = err
 	}
+	w.settle()
 	return err
+}
+
+// complete notes that a record holding n messages, with data bytes of
+// message data, has just been emitted in full.
+func (w *Writer) complete(n int, data uint64) {
+	w.emitted.end = w.offset
+	w.emitted.messages += uint64(n)
+	w.emitted.data += data
+	w.marks = append(w.marks, w.emitted)
+	w.settle()
+}
+
+// settle moves the marks whose records have left the buffer to w.sent. The
+// buffer holds the last bytes emitted, so everything before
+// w.offset-Buffered() is with the underlying writer, even after a failed
+// write: bufio keeps exactly what it could not pass on.
+func (w *Writer) settle() {
+	if len(w.marks) == 0 {
+		return
+	}
+	sent := w.offset - int64(w.out.Buffered())
+	i := 0
+	for i < len(w.marks) && w.marks[i].end <= sent {
+		i++
+	}
+	if i > 0 {
+		w.sent = w.marks[i-1]
+		w.marks = append(w.marks[:0], w.marks[i:]...)
+	}
+}
+
+// Written returns how many messages, and how many bytes of message data,
+// are in complete records that the underlying writer has accepted: what a
+// Reader gets back from the bytes written so far if nothing more follows.
+// Messages still in the open chunk or the output buffer are not counted
+// until Flush or Close hands them over. After a write error (a full disk)
+// it counts what got out before the failure, which is all the file will
+// ever hold.
+func (w *Writer) Written() (messages, dataBytes uint64) {
+	w.settle()
+	return w.sent.messages, w.sent.data
 }
 
 func validString(what, s string) error {
@@ -296,7 +355,11 @@ func (w *Writer) WriteMessage(m Message) error {
 		if err := w.emit(w.buf); err != nil {
 			return err
 		}
-		return w.emit(m.Data)
+		if err := w.emit(m.Data); err != nil {
+			return err
+		}
+		w.complete(1, uint64(len(m.Data)))
+		return nil
 	}
 
 	w.chunkChannel(m.Channel)
@@ -310,6 +373,7 @@ func (w *Writer) WriteMessage(m Message) error {
 	w.chunk = appendMessageHeader(w.chunk, &m)
 	w.chunk = append(w.chunk, m.Data...)
 	w.chunkMsgs++
+	w.chunkData += uint64(len(m.Data))
 	w.chunkStart = min(w.chunkStart, m.LogTime)
 	w.chunkEnd = max(w.chunkEnd, m.LogTime)
 	if len(w.chunk) >= w.opts.ChunkSize {
@@ -402,6 +466,9 @@ func (w *Writer) finishChunk() error {
 	if err := w.emit(records); err != nil {
 		return err
 	}
+	// The chunk is complete: a Reader gets its messages back even if the
+	// Message Index records after it are cut off.
+	w.complete(w.chunkMsgs, w.chunkData)
 	ci.length = uint64(w.offset) - ci.offset
 
 	// Message indexes in channel order, each sorted by log time as readers
@@ -435,7 +502,7 @@ func (w *Writer) finishChunk() error {
 	w.indexed = w.indexed[:0]
 	w.chunk = w.chunk[:0]
 	w.chunkSeq++
-	w.chunkMsgs = 0
+	w.chunkMsgs, w.chunkData = 0, 0
 	w.resetChunkTimes()
 	return nil
 }

@@ -20,7 +20,6 @@
 package recording
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -79,14 +78,14 @@ type Recorder struct {
 
 	mu       sync.Mutex
 	f        *os.File
-	buf      *bufio.Writer
-	w        *mcap.Writer
+	w        *mcap.Writer // writes straight to f, so that w.Written is what f holds
 	started  time.Time
 	size     int64 // message bytes written to the current file
 	channels map[channelKey]uint16
 	seqs     map[uint16]uint32
 	err      error // sticky: the first write error
-	stats    Stats
+	closed   bool
+	stats    Stats // Messages and Bytes count closed files only; Stats adds the open one
 
 	stop chan struct{}
 	done chan struct{}
@@ -98,17 +97,37 @@ type channelKey struct {
 	sender netip.AddrPort
 }
 
-// Stats counts what a Recorder wrote.
+// Stats counts what a Recorder was given and what of it is in its files.
 type Stats struct {
-	Messages uint64 // messages written
-	Bytes    uint64 // payload bytes written
-	Files    int    // files started
+	// Received counts the messages given to Write before Close, and
+	// ReceivedBytes their payload bytes, whether they were recorded or not.
+	Received      uint64
+	ReceivedBytes uint64
+
+	// Messages counts the messages in the files, and Bytes their payload
+	// bytes: those in complete MCAP records handed to the file system (by
+	// a flush, a full chunk, a split or Close), which every reader gets
+	// back even if the recorder is killed now. Until Close, the other
+	// messages received wait in memory for the next flush.
+	Messages uint64
+	Bytes    uint64
+
+	// Lost counts the messages received that will never be in a file
+	// because a write failed (a full disk): those waiting in memory when
+	// it failed and those given to Write after. It is 0 until a write
+	// fails, and Received - Messages after.
+	Lost uint64
+
+	Files int // files started
 }
 
 // Create starts a recording at path: a directory (created if missing), in
 // which files named mcl-<UTC start time>-<sequence>.mcap are written so
-// that they sort by time, or a file name ending in .mcap. Errors:
-// ErrSplitNeedsDir, and the file system's, naming the path.
+// that they sort by time, or a file name ending in .mcap. The first file's
+// MCAP header is on disk when Create returns, so that a recorder killed at
+// any point leaves a file that reads as a recording. Errors:
+// ErrSplitNeedsDir, and the file system's, naming the path; a file Create
+// fails to start is removed.
 func Create(path string, opts Options) (*Recorder, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
@@ -135,13 +154,17 @@ func Create(path string, opts Options) (*Recorder, error) {
 		r.dir = path
 	}
 	if err := r.open(time.Now()); err != nil {
+		if len(r.files) > 0 {
+			os.Remove(r.files[0])
+		}
 		return nil, err
 	}
 	go r.flusher()
 	return r, nil
 }
 
-// open starts the next file; r.mu is held or r is not yet shared.
+// open starts the next file; r.mu is held or r is not yet shared. Its
+// errors name the file.
 func (r *Recorder) open(now time.Time) error {
 	r.seq++
 	name := r.path
@@ -152,18 +175,25 @@ func (r *Recorder) open(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("recording: %w", err)
 	}
-	r.f = f
-	r.buf = bufio.NewWriterSize(f, 1<<20)
-	r.w, err = mcap.NewWriter(r.buf, mcap.WriterOptions{Chunked: true, Compression: r.opts.Compression})
+	r.files = append(r.files, name)
+	r.stats.Files++
+	// The magic and Header go to disk now, not with the first flush: a
+	// recorder killed before that would otherwise leave an empty file.
+	w, err := mcap.NewWriter(f, mcap.WriterOptions{Chunked: true, Compression: r.opts.Compression})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("recording: %s: %w", name, err)
 	}
+	r.f, r.w = f, w
 	r.started, r.size = now, 0
 	r.channels = map[channelKey]uint16{}
 	r.seqs = map[uint16]uint32{}
-	r.files = append(r.files, name)
-	r.stats.Files++
 	return nil
 }
 
@@ -173,14 +203,16 @@ func (r *Recorder) open(now time.Time) error {
 func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("recording: write after Close")
+	}
+	r.stats.Received++
+	r.stats.ReceivedBytes += uint64(len(m.Payload))
 	if r.err != nil {
 		return r.err
 	}
-	if r.f == nil {
-		return fmt.Errorf("recording: write after Close")
-	}
 	if err := r.splitIfDue(time.Now()); err != nil {
-		return r.fail(err)
+		return err
 	}
 	key := channelKey{group, m.Topic, m.Sender}
 	id, ok := r.channels[key]
@@ -203,8 +235,6 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 	if err != nil {
 		return r.fail(err)
 	}
-	r.stats.Messages++
-	r.stats.Bytes += uint64(len(m.Payload))
 	r.size += int64(len(m.Payload)) + 31
 	return nil
 }
@@ -218,11 +248,16 @@ func (r *Recorder) splitIfDue(now time.Time) error {
 		return nil
 	}
 	if err := r.closeFile(); err != nil {
+		return r.fail(err)
+	}
+	if err := r.open(now); err != nil {
+		r.err = err
 		return err
 	}
-	return r.open(now)
+	return nil
 }
 
+// fail makes err, from the current (or just closed) file, the sticky error.
 func (r *Recorder) fail(err error) error {
 	name := r.files[len(r.files)-1]
 	r.err = fmt.Errorf("recording: %s: %w", name, err)
@@ -243,9 +278,6 @@ func (r *Recorder) flushLocked() error {
 		return r.err
 	}
 	if err := r.w.Flush(); err != nil {
-		return r.fail(err)
-	}
-	if err := r.buf.Flush(); err != nil {
 		return r.fail(err)
 	}
 	if err := r.f.Sync(); err != nil {
@@ -272,15 +304,22 @@ func (r *Recorder) flusher() {
 func (r *Recorder) closeFile() error {
 	err := r.w.Close()
 	if err == nil {
-		err = r.buf.Flush()
-	}
-	if err == nil {
 		err = r.f.Sync()
 	}
+	return r.dropFile(err)
+}
+
+// dropFile closes the current file, after a failure or once finished, and
+// adds the messages it holds to the totals. It returns err, or else the
+// error of closing the file.
+func (r *Recorder) dropFile(err error) error {
+	m, b := r.w.Written()
+	r.stats.Messages += m
+	r.stats.Bytes += b
 	if cerr := r.f.Close(); err == nil {
 		err = cerr
 	}
-	r.f = nil
+	r.f, r.w = nil, nil
 	return err
 }
 
@@ -291,11 +330,20 @@ func (r *Recorder) Files() []string {
 	return append([]string(nil), r.files...)
 }
 
-// Stats returns what has been written.
+// Stats returns what has been received and what of it is in the files.
 func (r *Recorder) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	if r.w != nil {
+		m, b := r.w.Written()
+		st.Messages += m
+		st.Bytes += b
+	}
+	if r.err != nil {
+		st.Lost = st.Received - st.Messages
+	}
+	return st
 }
 
 // Close finishes the current file. It is safe to call more than once; it
@@ -309,12 +357,12 @@ func (r *Recorder) Close() error {
 	<-r.done
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	if r.f == nil {
 		return r.err
 	}
 	if r.err != nil {
-		r.f.Close()
-		r.f = nil
+		r.dropFile(nil)
 		return r.err
 	}
 	if err := r.closeFile(); err != nil {

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/internal/mcapcheck"
+	"github.com/mcl-go/mcl/mcap"
 )
 
 var (
@@ -184,47 +186,182 @@ func TestFlushedBeforeCrash(t *testing.T) {
 }
 
 // TestFullDisk records onto a tiny file system until it is full: the error
-// is clear and the files finished before it stay readable.
+// is clear, the files finished before it stay readable, and Stats counts
+// as recorded exactly the messages the files give back, the rest as lost.
 func TestFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs")
 	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "mcltest", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		flushEvery int // messages; 0: never, so the first 1 MiB chunk cannot fit
+	}{
+		{"split and flushed", Options{SplitSize: 100 << 10, Compression: "none"}, 50},
+		{"one unflushed chunk", Options{Compression: "none"}, 0},
+		{"zstd, flushed", Options{Compression: "zstd"}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "mcltest", dir).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+			}
+			defer syscall.Unmount(dir, 0)
+			rec, err := Create(dir, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var werr error
+			given := 0
+			for i := 0; werr == nil && i < 10000; i++ {
+				werr = rec.Write(group, msg("t", incompressible(i), t0.Add(time.Duration(i)*time.Millisecond)))
+				given++
+				if werr == nil && tc.flushEvery > 0 && i%tc.flushEvery == 0 {
+					werr = rec.Flush()
+				}
+			}
+			// Writes after the failure are refused, and lost too.
+			if err := rec.Write(group, msg("t", incompressible(0), t0)); !errors.Is(err, syscall.ENOSPC) {
+				t.Errorf("Write after the failure: %v", err)
+			}
+			given++
+			cerr := rec.Close()
+			if werr == nil {
+				werr = cerr
+			}
+			if !errors.Is(werr, syscall.ENOSPC) {
+				t.Fatalf("error %v, want no space left on device", werr)
+			}
+			files := rec.Files()
+			for _, f := range files[:len(files)-1] {
+				rf, err := Open(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := rf.Info()
+				rf.Close()
+				if err != nil || !info.FromSummary || info.MessageCount == 0 {
+					t.Errorf("finished file %s: %+v %v", f, info.MessageCount, err)
+				}
+			}
+			var readable, bytes uint64
+			for _, f := range files {
+				for r, err := range Read(f, Filter{}) {
+					if err != nil {
+						break // the damage where the disk filled
+					}
+					readable++
+					bytes += uint64(len(r.Payload))
+				}
+			}
+			st := rec.Stats()
+			t.Logf("%d files; stats %+v; %d messages readable", len(files), st, readable)
+			if st.Messages != readable || st.Bytes != bytes {
+				t.Errorf("Stats says %d messages, %d bytes recorded; the files hold %d, %d bytes", st.Messages, st.Bytes, readable, bytes)
+			}
+			if st.Received != uint64(given) || st.Lost != st.Received-st.Messages || st.Lost == 0 {
+				t.Errorf("Stats %+v after %d calls of Write", st, given)
+			}
+		})
 	}
-	defer syscall.Unmount(dir, 0)
-	rec, err := Create(dir, Options{SplitSize: 100 << 10, Compression: "none"})
+}
+
+// incompressible returns a 1000-byte msgpack bin payload that zstd cannot
+// shrink much.
+func incompressible(seed int) []byte {
+	p := make([]byte, 1000)
+	p[0], p[1], p[2] = 0xc5, 0x03, 0xe5
+	x := uint32(seed)*2654435761 + 1
+	for i := 3; i < len(p); i++ {
+		x = x*1664525 + 1013904223
+		p[i] = byte(x >> 24)
+	}
+	return p
+}
+
+// TestKilledAtOnce reads the files of a recorder that stopped (as with kill
+// -9) before its first flush, at the start and just after a split: each
+// holds the MCAP header already and reads as an empty recording whose end
+// is missing, like any other file of a killed recorder.
+func TestKilledAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := Create(dir, Options{FlushInterval: time.Hour, SplitSize: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := make([]byte, 1000)
-	p[0], p[1], p[2] = 0xc5, 0x03, 0xe5
-	var werr error
-	for i := 0; werr == nil && i < 10000; i++ {
-		werr = rec.Write(group, msg("t", p, t0.Add(time.Duration(i)*time.Millisecond)))
-		if werr == nil && i%50 == 0 {
-			werr = rec.Flush()
+	defer rec.Close()
+	checkEmpty := func(name string) {
+		t.Helper()
+		f, err := Open(name)
+		if err != nil {
+			t.Fatalf("a recording abandoned at once does not open: %v", err)
+		}
+		info, err := f.Info()
+		f.Close()
+		if !errors.Is(err, mcap.ErrTruncated) || info.MessageCount != 0 || info.Library != mcap.Library {
+			t.Errorf("%s: Info %+v, %v; want no messages, library %q and the missing end", name, info, err, mcap.Library)
+		}
+		n := 0
+		for _, err := range Read(name, Filter{}) {
+			n++
+			if !errors.Is(err, mcap.ErrTruncated) || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: Read yields %v; want only the missing end, naming the file", name, err)
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: Read yields %d values, want 1 error", name, n)
 		}
 	}
-	cerr := rec.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if !errors.Is(werr, syscall.ENOSPC) {
-		t.Fatalf("error %v, want no space left on device", werr)
-	}
-	files := rec.Files()
-	for _, f := range files[:len(files)-1] {
-		rf, err := Open(f)
-		if err != nil {
+	checkEmpty(rec.Files()[0])
+
+	// A message over SplitSize, then one more that starts the second file.
+	for i := range 2 {
+		if err := rec.Write(group, msg("t", incompressible(i), t0)); err != nil {
 			t.Fatal(err)
 		}
-		info, err := rf.Info()
-		rf.Close()
-		if err != nil || !info.FromSummary || info.MessageCount == 0 {
-			t.Errorf("finished file %s: %+v %v", f, info.MessageCount, err)
+	}
+	if files := rec.Files(); len(files) != 2 {
+		t.Fatalf("files %v, want a split", files)
+	} else {
+		checkEmpty(files[1])
+	}
+}
+
+// TestReadEmptyFile reads a 0-byte file, which a recorder killed between
+// creating its file and writing the header leaves, as an empty recording
+// with its end missing; a file of other bytes is not a recording at all.
+func TestReadEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.mcap")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(empty)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	info, err := f.Info()
+	f.Close()
+	if !errors.Is(err, mcap.ErrTruncated) || info.MessageCount != 0 {
+		t.Errorf("Info: %+v, %v", info, err)
+	}
+	var errs []error
+	for r, err := range Read(empty, Filter{}) {
+		if err == nil {
+			t.Fatalf("a record from an empty file: %+v", r)
 		}
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], mcap.ErrTruncated) || !strings.Contains(errs[0].Error(), "empty.mcap") {
+		t.Errorf("Read: %v; want one error naming the file and its missing end", errs)
+	}
+
+	garbage := filepath.Join(dir, "garbage.mcap")
+	if err := os.WriteFile(garbage, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(garbage); !errors.Is(err, mcap.ErrBadMagic) || !strings.Contains(err.Error(), "garbage.mcap") {
+		t.Errorf("Open of a shell script: %v", err)
 	}
 }
 

@@ -756,3 +756,78 @@ func TestConvertFailure(t *testing.T) {
 		t.Errorf("convert of cdr: %+v", r)
 	}
 }
+
+// TestInspectEmptyRecording runs info, dump and convert on the files a
+// recorder killed as it started can leave, 0 bytes or cut inside the MCAP
+// header: each is an empty recording whose end is missing, handled like any
+// other file of a killed recorder, and does not stop the commands from
+// reading the files after it. A file of other bytes is not a recording.
+func TestInspectEmptyRecording(t *testing.T) {
+	dir := t.TempDir()
+	good, msgs := inspSampleFile(t)
+	head, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"empty", nil, "offset 0: file is empty"},
+		{"in the magic", head[:5], "offset 0: file ends after 5 bytes, inside the MCAP magic"},
+		{"in the Header", head[:12], "offset 8: file ends inside the Header record"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".mcap")
+			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := mcl_(context.Background(), "", "info", path, good)
+			t.Logf("\n%s", r.stdout)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("info: %+v", r)
+			}
+			first, second, _ := strings.Cut(r.stdout, "\n\n")
+			f := inspInfoFields(t, first)
+			if f["messages"] != "0" || f["topics"] != "0" || f["start"] != "-" ||
+				f["summary"] != "missing: recovered by scanning: file was not closed" || !strings.Contains(f["warning"], tc.reason) {
+				t.Errorf("info on the empty recording: %q", f)
+			}
+			if inspInfoFields(t, second)["messages"] != strconv.Itoa(len(msgs)) {
+				t.Errorf("info on the file after it:\n%s", second)
+			}
+
+			// dump reports the damage and goes on with the next file.
+			r = mcl_(context.Background(), "", "dump", path, good)
+			if r.code != 1 || strings.Count(r.stdout, "\n") != len(msgs) || !strings.Contains(r.stderr, tc.reason) {
+				t.Errorf("dump: code %d, %d lines, stderr %q", r.code, strings.Count(r.stdout, "\n"), r.stderr)
+			}
+
+			// convert makes an empty, complete file of it.
+			out := filepath.Join(t.TempDir(), "out.mcap")
+			r = mcl_(context.Background(), "", "convert", path, "-o", out)
+			if r.code != 1 || !strings.Contains(r.stderr, tc.reason) || !strings.Contains(r.stdout, "0 messages") {
+				t.Errorf("convert: %+v", r)
+			}
+			r = mcl_(context.Background(), "", "info", out)
+			if f := inspInfoFields(t, r.stdout); r.code != 0 || f["messages"] != "0" || f["summary"] != "present" {
+				t.Errorf("info on the converted file: %+v", r)
+			}
+		})
+	}
+
+	// Bytes that are not the start of an MCAP file are refused.
+	garbage := filepath.Join(dir, "garbage.mcap")
+	if err := os.WriteFile(garbage, []byte{0x89, 'M', 'C', 'A', 'X'}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mcl_(context.Background(), "", "info", garbage)
+	if r.code != 1 || !strings.Contains(r.stderr, "garbage.mcap") || !strings.Contains(r.stderr, "magic") {
+		t.Errorf("info on garbage: %+v", r)
+	}
+	r = mcl_(context.Background(), "", "dump", garbage)
+	if r.code != 1 || !strings.Contains(r.stderr, "magic") {
+		t.Errorf("dump of garbage: %+v", r)
+	}
+}

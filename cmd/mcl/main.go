@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/wire"
@@ -120,7 +121,7 @@ func (g *groupFlags) register(c *cobra.Command, receives bool) {
 	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
 	if receives {
 		f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
-		f.DurationVar(&g.gap, "gap", wire.DefaultLimits().Gap, "drop a fragmented message when this long passes between two of its fragments (see docs/wire.md)")
+		g.registerGap(f)
 		g.usesRcv = true
 	} else {
 		f.IntVar(&g.hops, "hops", mcl.DefaultHops, "multicast hop limit (IPv4 TTL), 0..255")
@@ -143,6 +144,11 @@ func (g *groupFlags) connection() (*mcl.Connection, error) {
 		return nil, usage(err)
 	}
 	return c, nil
+}
+
+// registerGap adds --gap, the reassembly gap of the receiving commands.
+func (g *groupFlags) registerGap(f *pflag.FlagSet) {
+	f.DurationVar(&g.gap, "gap", wire.DefaultLimits().Gap, "drop a fragmented message when this long passes between two of its fragments (see docs/wire.md)")
 }
 
 // subscribeOptions returns the options of the receiving commands'

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,7 +41,9 @@ With -o DIR, files are named mcl-<UTC start time>-<sequence>.mcap and sort by
 time; --split-size and --split-duration start new files. On a terminal a
 progress line shows messages, bytes, rate and drops. Ctrl-C, --count or
 --duration end the recording; a write error (a full disk) ends it with an
-error, and the files finished before it stay intact.`,
+error, and the files finished before it stay intact. The summary at the end
+counts the messages the files hold, and says how many were lost when a write
+failed.`,
 		Example: `  mcl record -o logs/
   mcl record --group ff15::c73d:cf41:ea8e:b0a0 --group 239.192.0.1 -o logs/ --split-size 1073741824
   mcl record --topic gps --topic imu -o trial.mcap --duration 10m`,
@@ -59,8 +64,15 @@ error, and the files finished before it stay intact.`,
 				}
 				conns = append(conns, conn)
 			}
+			subOpts, err := g.subscribeOptions()
+			if err != nil {
+				return err
+			}
 			rec, err := recording.Create(out, opts)
 			if err != nil {
+				if fsError(err) {
+					return err // a read-only directory, a full disk: no fault of the command line
+				}
 				return usage(err)
 			}
 			failed := make(chan error, 1)
@@ -82,10 +94,10 @@ error, and the files finished before it stay intact.`,
 						}
 						return
 					}
-					if count > 0 && rec.Stats().Messages >= count {
+					if count > 0 && rec.Stats().Received >= count {
 						stopOnce.Do(func() { close(done) })
 					}
-				}, mcl.Topics(g.topics...), mcl.QueueLimits(1<<16, 256<<20))
+				}, append(subOpts, mcl.QueueLimits(1<<16, 256<<20))...)
 				if err != nil {
 					closeAll()
 					rec.Close()
@@ -128,7 +140,15 @@ error, and the files finished before it stay intact.`,
 			if f, ok := w.(*os.File); ok && isTerminal(f) {
 				fmt.Fprintln(w)
 			}
+			// The counts are of what the files hold, not of what arrived.
 			fmt.Fprintf(w, "recorded %d messages, %d payload bytes, dropped %d\n", st.Messages, st.Bytes, dropped(subs))
+			if st.Lost > 0 {
+				why := "write failed"
+				if errors.Is(runErr, syscall.ENOSPC) {
+					why = "disk full"
+				}
+				fmt.Fprintf(w, "%s: lost %d received messages that did not reach the file\n", why, st.Lost)
+			}
 			for _, f := range rec.Files() {
 				fmt.Fprintln(w, "file", f)
 			}
@@ -141,6 +161,7 @@ error, and the files finished before it stay intact.`,
 	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
 	f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
 	g.usesRcv = true
+	g.registerGap(f)
 	f.StringArrayVarP(&g.topics, "topic", "t", nil, "record only this topic; repeat for several (default: all)")
 	f.StringVarP(&out, "output", "o", "", "directory for numbered files, or a file name ending in .mcap")
 	f.Int64Var(&opts.SplitSize, "split-size", 0, "start a new file after this many bytes, e.g. 1073741824 (needs a directory)")
@@ -150,6 +171,14 @@ error, and the files finished before it stay intact.`,
 	f.Uint64Var(&count, "count", 0, "stop after this many messages (default: no limit)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long, e.g. 1h (default: no limit)")
 	return c
+}
+
+// fsError reports whether err is the file system refusing: to create a
+// file (a read-only or missing directory, no permission), to write or
+// sync one (a full disk).
+func fsError(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe)
 }
 
 func dropped(subs []*mcl.Subscriber) uint64 {
@@ -172,6 +201,6 @@ func newProgress(w io.Writer) func(recording.Stats, uint64) {
 	return func(st recording.Stats, drops uint64) {
 		secs := time.Since(start).Seconds()
 		fmt.Fprintf(w, "\r\033[Krecording: %d messages, %.1f MB, %.0f msg/s, dropped %d, files %d",
-			st.Messages, float64(st.Bytes)/1e6, float64(st.Messages)/secs, drops, st.Files)
+			st.Received, float64(st.ReceivedBytes)/1e6, float64(st.Received)/secs, drops, st.Files)
 	}
 }

@@ -5,16 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/internal/mcapcheck"
+	"github.com/mcl-go/mcl/mcap"
 	"github.com/mcl-go/mcl/recording"
 	"github.com/mcl-go/mcl/sandbox"
 )
@@ -94,18 +98,17 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 	mcapcheck.Validate(t, file)
 }
 
-// TestRecordKill9 kills a recorder with SIGKILL and reads what it left.
-func TestRecordKill9(t *testing.T) {
-	sandbox.Require(t)
-	port := int(nextPort.Add(1))
-	file := filepath.Join(t.TempDir(), "killed.mcap")
-	args, _ := json.Marshal([]string{"record", "--port", strconv.Itoa(port), "-o", file, "--flush", "50ms"})
+// startRecorder runs `mcl record args...` in a process of its own, to be
+// killed, and returns once it has joined its groups.
+func startRecorder(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	js, _ := json.Marshal(append([]string{"record"}, args...))
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childArgs+"="+string(args))
+	cmd.Env = append(os.Environ(), childArgs+"="+string(js))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -113,10 +116,22 @@ func TestRecordKill9(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "READY\n" {
 		t.Fatalf("recorder did not start: %q %v", line, err)
 	}
+	return cmd
+}
+
+// TestRecordKill9 kills a recorder with SIGKILL and reads what it left.
+func TestRecordKill9(t *testing.T) {
+	sandbox.Require(t)
+	port := int(nextPort.Add(1))
+	file := filepath.Join(t.TempDir(), "killed.mcap")
+	cmd := startRecorder(t, "--port", strconv.Itoa(port), "-o", file, "--flush", "50ms")
 	pub := publisherOn(t, mcl.DefaultGroup, port)
 	ps := payloads(30)
 	for i, p := range ps {
@@ -156,6 +171,104 @@ func TestRecordKill9(t *testing.T) {
 	r := mcl_(context.Background(), "", "info", file)
 	if r.code != 0 || !strings.Contains(r.stdout, "30") {
 		t.Errorf("info on the killed recording: %+v", r)
+	}
+}
+
+// TestRecordKill9AtOnce kills a recorder the moment it is ready, long
+// before its first flush: the file it leaves reads as an empty recording
+// that was not closed, with every command.
+func TestRecordKill9AtOnce(t *testing.T) {
+	sandbox.Require(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "killed.mcap")
+	cmd := startRecorder(t, "--port", strconv.Itoa(int(nextPort.Add(1))), "-o", file, "--flush", "1h")
+	if err := cmd.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Fatalf("the killed recorder left %v, %v; want the MCAP header", st, err)
+	}
+
+	var errs []error
+	for rec, err := range recording.Read(file, recording.Filter{}) {
+		if err == nil {
+			t.Fatalf("a record from a recorder killed before any message: %+v", rec)
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], mcap.ErrTruncated) {
+		t.Errorf("recording.Read: %v; want only the missing end", errs)
+	}
+
+	r := mcl_(context.Background(), "", "info", file)
+	f := inspInfoFields(t, r.stdout)
+	if r.code != 0 || f["messages"] != "0" || f["library"] != "mcl" || f["summary"] != "missing: recovered by scanning: file was not closed" {
+		t.Errorf("info on the recording killed at once: %+v", r)
+	}
+	// dump prints its nothing, reports the missing end, and goes on.
+	good, msgs := inspSampleFile(t)
+	r = mcl_(context.Background(), "", "dump", file, good)
+	if r.code != 1 || strings.Count(r.stdout, "\n") != len(msgs) || !strings.Contains(r.stderr, "without a Data End record") {
+		t.Errorf("dump: code %d, %d lines, stderr %q", r.code, strings.Count(r.stdout, "\n"), r.stderr)
+	}
+	r = mcl_(context.Background(), "", "convert", file, "-o", filepath.Join(dir, "out.mcap"))
+	if r.code != 1 || !strings.Contains(r.stdout, "0 messages") {
+		t.Errorf("convert: %+v", r)
+	}
+}
+
+// TestRecordFullDisk records onto a small file system until it is full. The
+// summary counts exactly the messages the file gives back, and says that
+// the disk filled and how many messages were lost.
+func TestRecordFullDisk(t *testing.T) {
+	sandbox.Require(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	// Room for the first 1 MiB chunk, not for the second.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1536k", "mcltest", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	defer syscall.Unmount(dir, 0)
+	port := int(nextPort.Add(1))
+	file := filepath.Join(dir, "full.mcap")
+	done := startCommand(t, "record", "--port", strconv.Itoa(port), "-o", file, "--compression", "none", "--flush", "1h")
+	pub := publisherOn(t, mcl.DefaultGroup, port)
+	p := make([]byte, 1000)
+	p[0], p[1], p[2] = 0xc5, 0x03, 0xe5 // bin 16 of 997 bytes
+	var r result
+publish:
+	for i := 0; ; i++ {
+		select {
+		case r = <-done:
+			break publish
+		default:
+		}
+		if i == 20000 {
+			r = wait(t, done)
+			break
+		}
+		if err := pub.PublishRaw("f", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%+v", r)
+	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") {
+		t.Fatalf("record on a full disk: %+v", r)
+	}
+	var recorded, lost int
+	if _, err := fmt.Sscanf(r.stderr, "recorded %d messages", &recorded); err != nil {
+		t.Fatalf("no summary: %v", err)
+	}
+	if i := strings.Index(r.stderr, "disk full: lost "); i < 0 {
+		t.Errorf("the summary does not say the disk filled")
+	} else if _, err := fmt.Sscanf(r.stderr[i:], "disk full: lost %d received messages", &lost); err != nil || lost == 0 {
+		t.Errorf("lost %d messages (%v)", lost, err)
+	}
+	if n := count(t, file); recorded != n || n == 0 {
+		t.Errorf("the summary says %d messages were recorded; the file holds %d", recorded, n)
 	}
 }
 
@@ -222,4 +335,25 @@ func publisherOn(t *testing.T, group string, port int) *mcl.Publisher {
 	}
 	t.Cleanup(func() { pub.Close() })
 	return pub
+}
+
+// TestRecordCannotCreate checks that an output the file system refuses is
+// a failure (exit 1), not bad usage (exit 2), and an impossible one is.
+func TestRecordCannotCreate(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		args []string
+		code int
+		want string
+	}{
+		{"/proc/mcl-nope/", nil, 1, "mkdir /proc/mcl-nope/"},
+		{"/proc/mcl-nope/x.mcap", nil, 1, "open /proc/mcl-nope/x.mcap"},
+		{filepath.Join(t.TempDir(), "x.mcap"), []string{"--split-size", "10"}, 2, "needs a directory"},
+		{t.TempDir(), []string{"--gap", "0s"}, 2, "--gap 0s"},
+	} {
+		r := mcl_(context.Background(), "", append([]string{"record", "-o", tc.out}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("record -o %s %v: exit %d, %q; want exit %d mentioning %q", tc.out, tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
 }
