@@ -77,7 +77,8 @@ type Relay struct {
 
 	mu     sync.Mutex // guards what follows, and out's writes
 	fates  []Fate
-	drops  uint32 // datagrams the kernel dropped on the relay's socket
+	last   time.Time // when the relay last sent a datagram
+	drops  uint32    // datagrams the kernel dropped on the relay's socket
 	err    error  // why forwarding stopped or went wrong, other than Close
 	closed bool
 
@@ -185,6 +186,7 @@ func (r *Relay) draw() Fate {
 // write sends d; r.mu is held. A failed send is the relay's own loss,
 // which a test could not tell from a fault it drew: it stops the relay.
 func (r *Relay) write(d []byte) {
+	r.last = time.Now()
 	if err := r.out.Write(d); err != nil && r.err == nil {
 		r.err = fmt.Errorf("relay: forward: %w", err)
 	}
@@ -196,6 +198,14 @@ func (r *Relay) Fates() []Fate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Fate(nil), r.fates...)
+}
+
+// LastSent returns when the relay last sent a datagram: a test that waits
+// for the path to fall quiet waits for that to be long enough ago.
+func (r *Relay) LastSent() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 // Err reports a failure that made the relay lose datagrams it was not told
