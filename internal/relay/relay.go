@@ -8,7 +8,7 @@
 //
 //	r, err := relay.Start(from, to, ifi, relay.Faults{Loss: 0.05, Seed: 1})
 //	// publish to from, subscribe to to
-//	fates := r.Fates() // what became of each datagram, in the order they came
+//	log := r.Log() // what became of each datagram, in the order they came
 //
 // Each datagram meets one fate, drawn independently: lost, sent twice back
 // to back, held for Faults.DelayBy while later datagrams overtake it, or
@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,13 +78,15 @@ type Relay struct {
 
 	mu     sync.Mutex // guards what follows, and out's writes
 	fates  []Fate
-	last   time.Time // when the relay last sent a datagram
-	drops  uint32    // datagrams the kernel dropped on the relay's socket
-	err    error  // why forwarding stopped or went wrong, other than Close
+	held   []time.Duration // how long each delayed datagram was held in the end
+	sent   []int           // indexes into fates of the datagrams sent, in the order sent
+	last   time.Time       // when the relay last sent a datagram
+	drops  uint32          // datagrams the kernel dropped on the relay's socket
+	err    error           // why forwarding stopped or went wrong, other than Close
 	closed bool
 
-	held sync.WaitGroup // delayed datagrams not sent yet
-	done chan struct{}  // closed when run returns
+	holding sync.WaitGroup // delayed datagrams not sent yet
+	done    chan struct{}  // closed when run returns
 }
 
 // Start joins from on ifi and forwards what arrives to to, sent from ifi,
@@ -147,22 +150,25 @@ func (r *Relay) forward(d []byte, drops uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.drops = max(r.drops, drops)
+	k := len(r.fates)
 	r.fates = append(r.fates, fate)
+	r.held = append(r.held, 0)
 	switch fate {
 	case Forwarded:
-		r.write(d)
+		r.write(k, d)
 	case Duplicated:
-		r.write(d)
-		r.write(d)
+		r.write(k, d)
+		r.write(k, d)
 	case Delayed:
-		held := append([]byte(nil), d...)
-		r.held.Add(1)
+		held, since := append([]byte(nil), d...), time.Now()
+		r.holding.Add(1)
 		time.AfterFunc(r.faults.DelayBy, func() {
-			defer r.held.Done()
+			defer r.holding.Done()
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			if !r.closed {
-				r.write(held)
+				r.held[k] = time.Since(since)
+				r.write(k, held)
 			}
 		})
 	}
@@ -183,21 +189,36 @@ func (r *Relay) draw() Fate {
 	return Forwarded
 }
 
-// write sends d; r.mu is held. A failed send is the relay's own loss,
-// which a test could not tell from a fault it drew: it stops the relay.
-func (r *Relay) write(d []byte) {
+// write sends d, datagram k; r.mu is held. A failed send is the relay's
+// own loss, which a test could not tell from a fault it drew: Err reports
+// it.
+func (r *Relay) write(k int, d []byte) {
 	r.last = time.Now()
+	r.sent = append(r.sent, k)
 	if err := r.out.Write(d); err != nil && r.err == nil {
 		r.err = fmt.Errorf("relay: forward: %w", err)
 	}
 }
 
-// Fates returns what became of each datagram received so far, in the
-// order they arrived.
-func (r *Relay) Fates() []Fate {
+// Log is what a Relay did so far.
+type Log struct {
+	// Fates are what became of each datagram received, in the order they
+	// came.
+	Fates []Fate
+	// Held says how long each delayed datagram was held in the end (0
+	// for the others): on a loaded machine, it can be much longer than
+	// DelayBy.
+	Held []time.Duration
+	// Sent are the datagrams sent, as indexes into Fates, in the order
+	// sent: a duplicated one twice, a delayed one where its turn came.
+	Sent []int
+}
+
+// Log returns what the relay did so far.
+func (r *Relay) Log() Log {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Fate(nil), r.fates...)
+	return Log{Fates: slices.Clone(r.fates), Held: slices.Clone(r.held), Sent: slices.Clone(r.sent)}
 }
 
 // LastSent returns when the relay last sent a datagram: a test that waits
@@ -228,7 +249,7 @@ func (r *Relay) Err() error {
 func (r *Relay) Close() error {
 	err := r.in.Close()
 	<-r.done
-	r.held.Wait()
+	r.holding.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

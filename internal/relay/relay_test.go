@@ -56,29 +56,33 @@ func TestStartBadFaults(t *testing.T) {
 	}
 }
 
-// TestOutcome counts by hand what fates do to a workload of three
-// messages of 2, 3 and 2 pieces.
+// TestOutcome counts by hand what a relay's log means for a workload of
+// four messages.
 func TestOutcome(t *testing.T) {
-	w := NewWorkload(1, 3, 2, 3)
-	n := w.Datagrams()
-	if _, err := w.Outcome(make([]Fate, n-1)); err == nil {
+	w := NewWorkload(1, 4, 2)
+	if w.Datagrams() != 8 {
+		t.Fatalf("%d datagrams, want 8", w.Datagrams())
+	}
+	if _, err := w.Outcome(Log{Fates: make([]Fate, 7)}, time.Second); err == nil {
 		t.Error("Outcome with a fate missing: no error")
 	}
-	counts := []int{}
-	for _, p := range w.Payloads {
-		counts = append(counts, len(p)/60000+1)
+	if _, err := w.Outcome(Log{Fates: make([]Fate, 8), Held: make([]time.Duration, 8), Sent: []int{0, 1, 2}}, time.Second); err == nil {
+		t.Error("Outcome with datagrams not sent yet: no error")
 	}
-	// Lose every piece of the first message, delay the last piece of the
-	// second and a middle piece of the third.
-	fates := make([]Fate, n)
-	for i := range counts[0] {
-		fates[i] = Lost
+	// Message 0 lost whole; 1 duplicated; 2's first piece held past its
+	// second and 3's first: 2 crossed, 3 whole.
+	fates := []Fate{Lost, Lost, Duplicated, Forwarded, Delayed, Forwarded, Forwarded, Forwarded}
+	held := []time.Duration{0, 0, 0, 0, 3 * time.Millisecond, 0, 0, 0}
+	sent := []int{2, 2, 3, 5, 6, 4, 7}
+	o, err := w.Outcome(Log{Fates: fates, Held: held, Sent: sent}, time.Second)
+	if want := (Outcome{Arrived: 3, Intact: 2, Disturbed: 1}); err != nil || o != want {
+		t.Errorf("Outcome = %+v, %v; want %+v", o, err, want)
 	}
-	fates[counts[0]+counts[1]-1] = Delayed
-	fates[counts[0]+counts[1]] = Delayed
-	o, err := w.Outcome(fates)
-	if err != nil || o != (Outcome{Arrived: 2, Intact: 1}) {
-		t.Errorf("Outcome = %+v, %v; want 2 arrived, 1 whole (pieces %v)", o, err, counts)
+	// Held in order but longer than the gap, it disturbs its message too.
+	sent = []int{2, 2, 3, 4, 5, 6, 7}
+	o, err = w.Outcome(Log{Fates: fates, Held: held, Sent: sent}, 2*time.Millisecond)
+	if want := (Outcome{Arrived: 3, Intact: 2, Disturbed: 1}); err != nil || o != want {
+		t.Errorf("held past the gap: Outcome = %+v, %v; want %+v", o, err, want)
 	}
 	if i := w.Index(w.Payloads[1]); i != 1 {
 		t.Errorf("Index of payload 1 = %d", i)
@@ -137,7 +141,7 @@ func TestRelay(t *testing.T) {
 			got[m.Buf[0]]++
 		}
 	}
-	fates := r.Fates()
+	fates := r.Log().Fates
 	if len(fates) != sent {
 		t.Fatalf("relay saw %d datagrams of %d", len(fates), sent)
 	}

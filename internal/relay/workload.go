@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/mcl-go/mcl/wire"
 )
@@ -71,46 +72,93 @@ func (w *Workload) Index(p []byte) int {
 	return -1
 }
 
-// Outcome sums up what a Relay did to a workload, from its fates (those
-// of the workload's datagrams, in the order sent).
+// Outcome sums up what a Relay did to a workload, from its Log.
 type Outcome struct {
 	// Arrived is the number of messages of which at least one datagram
 	// was forwarded: the ones a receiver can count, delivered or dropped.
 	Arrived int
 	// Intact is the number of messages that came through whole and in
-	// order: every piece forwarded, duplicated, or, for the last piece,
-	// delayed. A receiver gets each of them unless its own timing gets in
-	// the way (its kernel dropping datagrams, a pause longer than the
-	// reassembly gap).
+	// order: every piece sent on, in order, before any datagram of a
+	// later message. A receiver gets each of them unless its own timing
+	// gets in the way (its kernel dropping datagrams, a pause longer than
+	// the reassembly gap).
 	Intact int
+	// Disturbed is the number of messages with a datagram sent after one
+	// of a later message, or held longer than the receiver's reassembly
+	// gap: the format cannot tell which message such a piece belongs to,
+	// and a receiver may count one of them twice.
+	Disturbed int
 }
 
-// Outcome returns what fates did to the workload. Errors: fewer fates
-// than datagrams (the relay has not seen them all).
-func (w *Workload) Outcome(fates []Fate) (Outcome, error) {
-	if len(fates) < w.Datagrams() {
-		return Outcome{}, fmt.Errorf("relay: %d fates for %d datagrams", len(fates), w.Datagrams())
+// Outcome returns what the relay did to the workload, from its log of the
+// workload's datagrams, for a receiver whose reassembly gap is gap.
+// Errors: the relay has not seen them all yet, or not sent all those it
+// is to send.
+func (w *Workload) Outcome(log Log, gap time.Duration) (Outcome, error) {
+	if len(log.Fates) < w.Datagrams() {
+		return Outcome{}, fmt.Errorf("relay: %d fates for %d datagrams", len(log.Fates), w.Datagrams())
+	}
+	sends := 0
+	for _, f := range log.Fates[:w.Datagrams()] {
+		sends += map[Fate]int{Forwarded: 1, Duplicated: 2, Delayed: 1}[f]
+	}
+	sent := 0
+	for _, k := range log.Sent {
+		if k < w.Datagrams() {
+			sent++
+		}
+	}
+	if sent < sends {
+		return Outcome{}, fmt.Errorf("relay: %d of %d datagrams sent", sent, sends)
+	}
+	// msg[k] is the message of datagram k, end[m] one past its last.
+	var msg, end []int
+	for m, p := range w.Payloads {
+		for range wire.FragmentCount(len(p)) {
+			msg = append(msg, m)
+		}
+		end = append(end, len(msg))
+	}
+	whole := make([]bool, len(w.Payloads))
+	for m := range whole {
+		whole[m] = true
+	}
+	for k, f := range log.Fates[:len(msg)] {
+		if f == Lost {
+			whole[msg[k]] = false
+		}
+	}
+	crossed := make([]bool, len(w.Payloads))
+	for k, d := range log.Held[:len(msg)] {
+		if d > gap {
+			crossed[msg[k]] = true
+		}
+	}
+	last := make([]int, len(w.Payloads)) // the last datagram of each message sent so far, plus one
+	highest := -1
+	for _, k := range log.Sent {
+		if k >= len(msg) {
+			continue
+		}
+		m := msg[k]
+		if highest >= end[m] {
+			crossed[m] = true
+		}
+		if k+1 < last[m] {
+			whole[m] = false // a piece after a later one of its own
+		}
+		last[m] = max(last[m], k+1)
+		highest = max(highest, k)
 	}
 	var o Outcome
-	k := 0
-	for _, p := range w.Payloads {
-		count := wire.FragmentCount(len(p))
-		arrived, intact := false, true
-		for n := 1; n <= count; n, k = n+1, k+1 {
-			switch fates[k] {
-			case Lost:
-				intact = false
-			case Delayed:
-				arrived = true
-				intact = intact && n == count
-			default:
-				arrived = true
-			}
-		}
-		if arrived {
+	for m := range w.Payloads {
+		if last[m] > 0 {
 			o.Arrived++
 		}
-		if intact {
+		if crossed[m] {
+			o.Disturbed++
+		}
+		if whole[m] && !crossed[m] && last[m] > 0 {
 			o.Intact++
 		}
 	}
