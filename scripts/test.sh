@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs mcl's whole test suite: installs what the tests need (Debian's
 # python3-msgpack for the Python peer, and the npm package @mcap/core that
-# checks the MCAP files the tests write), then gofmt, go vet, the tests under
-# the race detector inside a private network namespace, and a short fuzz of
-# every decoder. Nothing may be skipped: MCL_REQUIRE_SANDBOX=1,
-# MCL_REQUIRE_PYTHON=1 and MCL_REQUIRE_NODE=1 turn a skip into a failure.
+# checks the MCAP files the tests write), then gofmt, go vet, a build and vet
+# for 386, arm and arm64, the tests under the race detector inside a private
+# network namespace, the tests of the pure packages and internal/sock again
+# as a 32-bit (386) program, and a short fuzz of every decoder. Nothing may be
+# skipped: MCL_REQUIRE_SANDBOX=1, MCL_REQUIRE_PYTHON=1 and MCL_REQUIRE_NODE=1
+# turn a skip into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +36,22 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+# Robots often run on 32-bit ARM boards, where int is 32 bits and the
+# kernel's structures are laid out differently: everything must build and
+# vet there (vet type-checks the tests too, catching constants that
+# overflow an int), and on arm64 and 386. Cross-compiled, so without cgo.
+for arch in 386 arm arm64; do
+	CGO_ENABLED=0 GOARCH=$arch go build ./...
+	CGO_ENABLED=0 GOARCH=$arch go vet ./...
+done
+
 export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1 MCL_REQUIRE_NODE=1
 go test -race -count=1 ./...
+
+# A 386 program runs here, so 32-bit code is tested, not just compiled:
+# the pure packages, and internal/sock for the kernel's 32-bit msghdr,
+# iovec and control message layouts. No -race: 386 has no race detector.
+CGO_ENABLED=0 GOARCH=386 go test -count=1 ./wire ./internal/msgjson ./mcap ./internal/sock
 
 for target in wire:FuzzDecode:400000x wire:FuzzReassemble:250000x wire:FuzzReassembleFaults:250000x internal/msgjson:FuzzToJSON:400000x \
 	internal/msgjson:FuzzFromJSON:200000x mcap:FuzzReader:250000x; do

@@ -2,7 +2,9 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -43,8 +45,10 @@ func TestDecodeValid(t *testing.T) {
 			topic: "t", payload: []byte("z"), n: 200, count: 300, isFragmnt: true},
 		{name: "n and N as signed ints", datagram: unhex(t, "94 a1 74 d0 01 d1 00 02 a0"),
 			topic: "t", payload: []byte{}, n: 1, count: 2, isFragmnt: true},
-		{name: "huge N is for the reassembler to refuse", datagram: unhex(t, "94 a1 74 01 ce 80 00 00 00 a0"),
-			topic: "t", payload: []byte{}, n: 1, count: 1 << 31, isFragmnt: true},
+		// 2^31-1, not 2^31: Count is an int, and a larger N is
+		// ErrFragmentCount on 32-bit (see TestDecodeCountBeyondInt).
+		{name: "huge N is for the reassembler to refuse", datagram: unhex(t, "94 a1 74 01 ce 7f ff ff ff a0"),
+			topic: "t", payload: []byte{}, n: 1, count: math.MaxInt32, isFragmnt: true},
 		{name: "Python 3 bin8 piece", datagram: unhex(t, "94 a1 74 01 01 c4 03 01 02 03"),
 			topic: "t", payload: []byte{1, 2, 3}, n: 1, count: 1, isFragmnt: true},
 		{name: "Python 3 bin16 piece", datagram: unhex(t, "94 a1 74 02 02 c5 00 02 ff fe"),
@@ -143,6 +147,46 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// TestDecodeCountBeyondInt checks the edge of what n and N can be: any
+// value up to math.MaxInt decodes, one more cannot be held in Frame's int
+// and is refused, on 32-bit (2^31) and 64-bit (2^63) alike.
+func TestDecodeCountBeyondInt(t *testing.T) {
+	uint64Datagram := func(n, count uint64) []byte {
+		d := []byte{0x94, 0xa1, 't', 0xcf}
+		d = binary.BigEndian.AppendUint64(d, n)
+		d = append(d, 0xcf)
+		d = binary.BigEndian.AppendUint64(d, count)
+		return append(d, 0xa0)
+	}
+	const maxInt = uint64(math.MaxInt)
+	for _, d := range [][]byte{uint64Datagram(1, maxInt), uint64Datagram(maxInt, maxInt)} {
+		f, err := wire.Decode(d)
+		if err != nil || f.Count != math.MaxInt {
+			t.Errorf("Decode(% x) = %+v, %v; want Count = MaxInt", d, f, err)
+		}
+		if h, err := wire.DecodeFragmentHeader(d); err != nil || h.Count != math.MaxInt || h.Len != len(d) {
+			t.Errorf("DecodeFragmentHeader(% x) = %+v, %v; want Count = MaxInt, Len %d", d, h, err, len(d))
+		}
+	}
+	tests := []struct {
+		name     string
+		datagram []byte
+		want     error
+	}{
+		{"N = MaxInt+1", uint64Datagram(1, maxInt+1), wire.ErrFragmentCount},
+		{"n = MaxInt+1", uint64Datagram(maxInt+1, maxInt), wire.ErrFragmentIndex},
+		{"n = N = MaxInt+1", uint64Datagram(maxInt+1, maxInt+1), wire.ErrFragmentIndex},
+	}
+	for _, tc := range tests {
+		if f, err := wire.Decode(tc.datagram); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Decode = %+v, %v; want %v", tc.name, f, err, tc.want)
+		}
+		if h, err := wire.DecodeFragmentHeader(tc.datagram); !errors.Is(err, tc.want) {
+			t.Errorf("%s: DecodeFragmentHeader = %+v, %v; want %v", tc.name, h, err, tc.want)
+		}
+	}
+}
+
 func TestErrorsAreDistinct(t *testing.T) {
 	errs := []error{wire.ErrTruncated, wire.ErrNotArray, wire.ErrArrayLen,
 		wire.ErrTopicType, wire.ErrIndexType, wire.ErrCountType,
@@ -195,7 +239,7 @@ func validFrames(t testing.TB) [][]byte {
 		unhex(t, "92 c0 a2 68 69"),
 		unhex(t, "92 da 00 28"+strings.Repeat(" 78", 40)+" 82 a1 78 93 01 02 03 a1 79 cb 3f f0 00 00 00 00 00 00"),
 		unhex(t, "94 a1 74 cc c8 cd 01 2c a1 7a"),
-		unhex(t, "94 a1 74 01 ce 80 00 00 00 c5 00 03 01 02 03"),
+		unhex(t, "94 a1 74 01 ce 7f ff ff ff c5 00 03 01 02 03"), // N = 2^31-1: valid with a 32-bit int too
 		unhex(t, "94 c4 01 74 d0 01 d1 00 02 db 00 00 00 02 ff fe"),
 		wire.AppendFragment(nil, "topic", 2, 3, make([]byte, 300)),
 	}

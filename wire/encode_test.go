@@ -249,10 +249,17 @@ func TestAppendMessageAllocs(t *testing.T) {
 }
 
 func TestIndexLen(t *testing.T) {
-	for _, n := range []int{1, 127, 128, 255, 256, 65535, 65536, 1 << 31, 1<<32 - 1, 1 << 32} {
-		// Array, topic "t", n, N = 2^33 (a uint64, 9 bytes), a 10-byte piece's fixstr.
-		h := wire.AppendFragmentHeader(nil, "t", n, 1<<33, 10)
-		if want := len(h) - 1 - 2 - 9 - 1; wire.IndexLen(n) != want {
+	// N = MaxInt admits every n; n = 1 takes one byte, so a header is
+	// longer than n = 1's by IndexLen(n)-1. Values past int (2^31 and up
+	// on 32-bit) are left out.
+	base := len(wire.AppendFragmentHeader(nil, "t", 1, math.MaxInt, 10))
+	for _, v := range []uint64{1, 127, 128, 255, 256, 65535, 65536, 1<<31 - 1, 1 << 31, 1<<32 - 1, 1 << 32, math.MaxInt64} {
+		if v > math.MaxInt {
+			continue
+		}
+		n := int(v)
+		h := wire.AppendFragmentHeader(nil, "t", n, math.MaxInt, 10)
+		if want := len(h) - base + 1; wire.IndexLen(n) != want {
 			t.Errorf("IndexLen(%d) = %d, header says %d", n, wire.IndexLen(n), want)
 		}
 	}

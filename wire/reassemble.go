@@ -21,10 +21,11 @@ type Limits struct {
 	// pieces of MTU bytes). It is lowered to MaxPendingBytes if above it,
 	// since such a message could never be held.
 	MaxMessageBytes int
-	// MaxPendingBytes bounds the buffer bytes held (default 64 MiB): the
-	// buffers of incomplete messages, which grow with the piece bytes
-	// received (doubling, so up to twice those bytes, and never past what
-	// the message can reach), and the buffers kept for reuse, together.
+	// MaxPendingBytes bounds the buffer bytes held (default 64 MiB, at most
+	// 512 MiB): the buffers of incomplete messages, which grow with the
+	// piece bytes received (doubling, so up to twice those bytes, and never
+	// past what the message can reach), and the buffers kept for reuse,
+	// together.
 	// Spare buffers are dropped, largest first, before an incomplete
 	// message is evicted to make room. Besides these, each of at most
 	// MaxPending records keeps a copy of a topic and a few words.
@@ -45,6 +46,10 @@ type Limits struct {
 	// pieces further apart than Gap gets none of its messages through.
 	Gap time.Duration
 }
+
+// maxLimit is the largest MaxPendingBytes (and so MaxMessageBytes) a
+// Reassembler takes: larger values are lowered to it.
+const maxLimit = 512 << 20
 
 // DefaultLimits returns the limits used for zero fields: 64 MiB messages,
 // 64 MiB pending, 64 tracked messages, 5 second timeout, 200 ms gap.
@@ -184,6 +189,9 @@ func NewReassembler(l Limits) *Reassembler {
 	if l.Gap <= 0 {
 		l.Gap = d.Gap
 	}
+	// Past maxLimit, sizes doubled on the way would overflow a 32-bit int,
+	// and N's bitmap would grow with the claims of any datagram.
+	l.MaxPendingBytes = min(l.MaxPendingBytes, maxLimit)
 	l.MaxMessageBytes = min(l.MaxMessageBytes, l.MaxPendingBytes)
 	return &Reassembler{lim: l, maxCount: l.MaxMessageBytes/MTU + 1}
 }
@@ -471,10 +479,13 @@ func (r *Reassembler) check(f Frame) error {
 
 // ceiling is the most bytes a message of count pieces can reach: count
 // full pieces, but no more than the largest message allowed. It caps the
-// growth of a buffer, never sizes one by itself. N is already checked, so
-// this cannot overflow.
+// growth of a buffer, never sizes one by itself. N is checked against
+// maxCount, and the limits against maxLimit, so this cannot overflow.
 func (r *Reassembler) ceiling(count int) int {
-	return min(count*MTU, r.lim.MaxMessageBytes)
+	if count > r.lim.MaxMessageBytes/MTU {
+		return r.lim.MaxMessageBytes
+	}
+	return count * MTU
 }
 
 // find returns the index in r.active of the message keyed by src, topic

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -477,7 +478,9 @@ func TestReassembleHostile(t *testing.T) {
 		{"whole message", wire.Frame{Topic: topic, Payload: []byte{1}}, wire.ErrNotFragment},
 		{"N = 0 with n", wire.Frame{Topic: topic, Index: 1, Count: 0}, wire.ErrNotFragment},
 		{"N negative", wire.Frame{Topic: topic, Index: 1, Count: -5}, wire.ErrFragmentCount},
-		{"N = 2^31", wire.Frame{Topic: topic, Index: 1, Count: 1 << 31}, wire.ErrTooLarge},
+		{"N = 2^31-1", wire.Frame{Topic: topic, Index: 1, Count: math.MaxInt32}, wire.ErrTooLarge},
+		{"N = MaxInt", wire.Frame{Topic: topic, Index: 1, Count: math.MaxInt}, wire.ErrTooLarge},
+		{"last of MaxInt pieces", wire.Frame{Topic: topic, Index: math.MaxInt, Count: math.MaxInt}, wire.ErrTooLarge},
 		{"N just over the limit", wire.Frame{Topic: topic, Index: 1, Count: (64<<20)/wire.MTU + 2}, wire.ErrTooLarge},
 		{"n = 0", wire.Frame{Topic: topic, Index: 0, Count: 3}, wire.ErrFragmentIndex},
 		{"n negative", wire.Frame{Topic: topic, Index: -1, Count: 3}, wire.ErrFragmentIndex},
@@ -503,9 +506,9 @@ func TestReassembleHostile(t *testing.T) {
 		t.Errorf("N = %d: %v", maxN, err)
 	}
 	// A huge N is refused without allocating anything for it.
-	huge := wire.Frame{Topic: topic, Payload: piece(10), Index: 1, Count: 1 << 31}
+	huge := wire.Frame{Topic: topic, Payload: piece(10), Index: 1, Count: math.MaxInt32}
 	if allocs := testing.AllocsPerRun(10, func() { _, _ = r.Add(sender1, huge, t0) }); allocs != 0 {
-		t.Errorf("refusing N = 2^31 allocated %v times", allocs)
+		t.Errorf("refusing N = 2^31-1 allocated %v times", allocs)
 	}
 }
 
@@ -849,4 +852,23 @@ func TestReassembleStallThenBackToBack(t *testing.T) {
 	}
 	r.Expire(at.Add(time.Hour))
 	checkStats(t, r, wire.ReassemblyStats{Completed: 3, Stalled: 1, Incomplete: 1})
+}
+
+func TestReassembleHugeLimits(t *testing.T) {
+	// Limits past 512 MiB are lowered to it: larger ones would overflow
+	// sizes on 32-bit targets, and let one datagram claim a bitmap of
+	// terabytes.
+	r := wire.NewReassembler(wire.Limits{MaxMessageBytes: math.MaxInt, MaxPendingBytes: math.MaxInt})
+	if l := r.Limits(); l.MaxPendingBytes != 512<<20 || l.MaxMessageBytes != 512<<20 {
+		t.Errorf("Limits = %+v; want both at 512 MiB", l)
+	}
+	maxN := (512<<20)/wire.MTU + 1
+	f := wire.Frame{Topic: []byte("t"), Payload: make([]byte, wire.MTU), Index: 1, Count: maxN + 1}
+	if _, err := r.Add(sender1, f, t0); !errors.Is(err, wire.ErrTooLarge) {
+		t.Errorf("N = %d: %v, want ErrTooLarge", maxN+1, err)
+	}
+	payload := payloadOfLen(3*wire.MTU+5, 1)
+	if got, err := feed(t, r, sender1, fragments(t, "t", payload), []int{0, 1, 2, 3}); err != nil || !bytes.Equal(got, payload) {
+		t.Errorf("a message under huge limits: %d bytes, %v", len(got), err)
+	}
 }
