@@ -7,6 +7,3 @@ func PlacedPieces(s *Subscriber) uint64 { return s.f.stats.placed.Load() }
 // FirstPiecesPlaced reports how many of those were the first piece of
 // their message.
 func FirstPiecesPlaced(s *Subscriber) uint64 { return s.f.stats.placedFirst.Load() }
-
-// NextLook is nextLook: how long the backup reader waits between looks.
-var NextLook = nextLook

@@ -48,60 +48,59 @@ type stream struct {
 	expect   [batchSize]int
 }
 
-// plan lays rd.ms out for the next read and returns how many datagrams to
+// plan lays d.ms out for the next read and returns how many datagrams to
 // read: the pieces expected next of the stream, each read into place; one
 // datagram after a stream's message completed, read into place as the
 // first piece of its next message when the buffer for that is known, and
 // which tells where the rest go before reading on; else a plain batch.
-// readMu is held.
-func (f *feed) plan() int {
-	rd, st := &f.rd, &f.rd.stream
+// The token is held.
+func (d *demux) plan() int {
+	st := &d.stream
 	if !st.on || st.count < placeMin {
-		return rd.batch
+		return d.batch
 	}
 	if st.cooldown > 0 {
 		st.cooldown--
-		return rd.batch
+		return d.batch
 	}
 	if st.complete {
 		// Most likely the first piece of the stream's next message:
 		// read it straight into the buffer that message will take.
-		if into := f.reasm.First(st.src, st.topic, st.count, st.size); into != nil && st.first > 0 {
-			m := &rd.ms[0]
+		if into := d.reasm.First(st.src, st.topic, st.count, st.size); into != nil && st.first > 0 {
+			m := &d.ms[0]
 			m.Head, m.Body, st.expect[0] = st.first, into, 1
 		}
 		return 1
 	}
 	k := 0
-	for ; k < len(rd.ms); k++ {
-		n, into := f.reasm.Ahead(st.src, st.topic, st.count, k+1)
+	for ; k < len(d.ms); k++ {
+		n, into := d.reasm.Ahead(st.src, st.topic, st.count, k+1)
 		if into == nil {
 			break
 		}
-		m := &rd.ms[k]
+		m := &d.ms[k]
 		m.Head = st.head - wire.IndexLen(st.index) + wire.IndexLen(n)
 		m.Body = into
 		st.expect[k] = n
 	}
 	if k == 0 {
-		return rd.batch
+		return d.batch
 	}
 	return k
 }
 
-// unplan puts the datagrams read into rd.ms[:n] that are not the expected
+// unplan puts the datagrams read into d.ms[:n] that are not the expected
 // pieces back together in their Buf, with every one after the first of
 // them (handling that one may write where the later pieces lie). It
-// reports how many datagrams from the start are pieces in place. readMu
+// reports how many datagrams from the start are pieces in place. The token
 // is held.
-func (f *feed) unplan(n int) int {
-	rd := &f.rd
+func (d *demux) unplan(n int) int {
 	good := 0
-	for good < n && rd.ms[good].Body != nil && f.inPlace(good) {
+	for good < n && d.ms[good].Body != nil && d.inPlace(good) {
 		good++
 	}
 	for i := good; i < n; i++ {
-		rd.ms[i].Datagram()
+		d.ms[i].Datagram()
 	}
 	return good
 }
@@ -110,8 +109,8 @@ func (f *feed) unplan(n int) int {
 // header of exactly the length laid out, of the stream's message and piece,
 // and a piece that fits Body. A datagram of another sender or message
 // starts the cooldown.
-func (f *feed) inPlace(i int) bool {
-	st, m := &f.rd.stream, &f.rd.ms[i]
+func (d *demux) inPlace(i int) bool {
+	st, m := &d.stream, &d.ms[i]
 	if m.N < m.Head {
 		return false
 	}
@@ -123,28 +122,28 @@ func (f *feed) inPlace(i int) bool {
 	return h.Len == m.Head && h.Index == st.expect[i] && h.PieceLen == m.N-m.Head && h.PieceLen <= len(m.Body)
 }
 
-// handlePlaced handles datagram i, a piece read into place. readMu is
+// handlePlaced handles datagram i, a piece read into place. The token is
 // held.
-func (f *feed) handlePlaced(members []*Subscriber, i int, now time.Time) {
-	m, st := &f.rd.ms[i], &f.rd.stream
-	f.stats.placed.Add(1)
-	f.stats.datagrams.Add(1)
-	f.stats.bytes.Add(uint64(m.N))
-	takers := f.takers(members, st.topic)
+func (d *demux) handlePlaced(members []*Subscriber, i int, now time.Time) {
+	m, st := &d.ms[i], &d.stream
+	d.stats.placed.Add(1)
+	d.stats.datagrams.Add(1)
+	d.stats.bytes.Add(uint64(m.N))
+	takers := d.takersOf(members, st.topic)
 	if len(takers) == 0 {
 		return
 	}
 	fr := wire.Frame{Topic: st.topic, Payload: m.Body[:m.N-m.Head], Index: st.expect[i], Count: st.count}
 	if fr.Index == 1 {
-		f.stats.placedFirst.Add(1)
+		d.stats.placedFirst.Add(1)
 	}
-	f.fragment(takers, fr, m.Head, m.Addr, now)
+	d.fragment(takers, fr, m.Head, m.Addr, now)
 }
 
 // follow records fragment fr, whose header was head bytes long, as the
-// stream's latest; complete says it completed its message. readMu is held.
-func (f *feed) follow(fr wire.Frame, head int, from netip.AddrPort, complete bool) {
-	st := &f.rd.stream
+// stream's latest; complete says it completed its message. The token is held.
+func (d *demux) follow(fr wire.Frame, head int, from netip.AddrPort, complete bool) {
+	st := &d.stream
 	if !st.on || st.src != from || st.count != fr.Count || !bytes.Equal(st.topic, fr.Topic) {
 		st.src, st.count = from, fr.Count
 		st.topic = append(st.topic[:0], fr.Topic...)

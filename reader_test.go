@@ -422,36 +422,10 @@ func sendAndReceive(t *testing.T, c *mcl.Connection) (*mcl.Subscriber, func([]by
 	}
 }
 
-// TestNextLook checks the backup reader's pace: looks stretch while the
-// traffic between two fits the receive buffer many times over, never past
-// 16 ms, shrink when it fills a quarter, and start over at 1 ms once the
-// backup had to read.
-func TestNextLook(t *testing.T) {
-	const ms, buf = time.Millisecond, 8 << 20
-	for _, c := range []struct {
-		last    time.Duration
-		restart bool
-		arrived int
-		want    time.Duration
-	}{
-		{ms, false, 0, 2 * ms},
-		{8 * ms, false, buf / 8, 16 * ms},
-		{16 * ms, false, 0, 16 * ms},
-		{8 * ms, false, buf/8 + 1, 8 * ms},
-		{8 * ms, false, buf/4 + 1, 4 * ms},
-		{ms, false, buf, ms},
-		{16 * ms, true, 0, ms},
-	} {
-		if got := mcl.NextLook(c.last, c.restart, c.arrived, buf); got != c.want {
-			t.Errorf("NextLook(%v, %v, %d, %d) = %v, want %v", c.last, c.restart, c.arrived, buf, got, c.want)
-		}
-	}
-}
-
-// TestDirectPayloadKept takes a message straight from the socket (Next
-// waiting on an empty queue), then stays away while the backup reader
-// reads more into the feed's buffers: the message taken must stay intact
-// until the next call to Next, and the later ones arrive intact too.
+// TestDirectPayloadKept takes a message that Next read itself (waiting on
+// an empty queue), then stays away while the backup reader reads more into
+// the feed's buffers: the message taken must stay intact until the next
+// call to Next, and the later ones arrive intact too.
 func TestDirectPayloadKept(t *testing.T) {
 	for _, size := range []int{100, 16000} {
 		c := conn(t, mcl.DefaultGroup)

@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Subscriber receives the messages published to a group. A process's
@@ -34,13 +31,10 @@ type Subscriber struct {
 	f      *feed
 	q      *queue
 	topics map[string]struct{} // nil: every topic
-	ready  chan struct{}       // holds a token after messages were queued
-	pushed bool                // messages queued in this batch; under f.readMu
+	ready  chan struct{}       // holds a value after messages were queued
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message
-	direct  bool    // cur came straight from the socket (feed.direct), not the queue
-	held    []byte  // the receive buffer of the last message that did
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -53,6 +47,7 @@ type Subscriber struct {
 	ctxMu   sync.Mutex
 	ctxDone <-chan struct{} // its Done channel
 	ctxStop func() bool
+	reading atomic.Bool // the consumer reads the socket (see interrupt)
 
 	stats subCounters
 }
@@ -160,26 +155,18 @@ func (s *Subscriber) next(ctx context.Context) error {
 			return ErrClosed
 		default:
 		}
-		if s.direct {
-			// cur's payload lies in s.held, not a buffer for pop to reuse.
-			s.cur.Payload, s.direct = nil, false
-		}
 		if s.q.pop(&s.cur) {
 			s.stats.delivered.Add(1)
 			return nil
 		}
 		var err error
 		if s.f.sole(s) {
-			err = s.readAsConsumer(ctx)
+			err = s.f.consume(s, ctx)
 		} else {
 			err = s.wait(ctx)
 		}
 		if err != nil {
 			return err
-		}
-		if s.direct {
-			s.stats.delivered.Add(1)
-			return nil
 		}
 	}
 }
@@ -195,80 +182,6 @@ func (s *Subscriber) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// readAsConsumer reads the socket until a message is queued or taken
-// straight into s.cur (s.direct), the socket becomes shared, or the
-// backup has it and lets go (the caller then looks again). Errors:
-// ErrClosed, and ctx's.
-func (s *Subscriber) readAsConsumer(ctx context.Context) error {
-	f := s.f
-	f.visits.Add(1)
-	f.consuming.Store(true)
-	defer f.leaveSocket()
-	if !f.readMu.TryLock() {
-		return s.askForSocket(ctx)
-	}
-	// Few returns here, and the loop in a function of its own: with more,
-	// the compiler stops open-coding the defers (-gcflags=-d=defer), and
-	// running them cost a few hundred nanoseconds a message.
-	defer f.readMu.Unlock()
-	return s.readHeld(ctx)
-}
-
-// askForSocket asks the backup to let go of the socket and waits for word
-// that it did. Errors: ErrClosed, and ctx's.
-func (s *Subscriber) askForSocket(ctx context.Context) error {
-	s.f.wantRead.Store(true)
-	defer s.f.wantRead.Store(false)
-	s.f.kick()
-	return s.wait(ctx)
-}
-
-// readHeld is readAsConsumer's reading, with f.readMu held.
-func (s *Subscriber) readHeld(ctx context.Context) error {
-	f := s.f
-	if err := s.watch(ctx); err != nil {
-		return err
-	}
-	limit, _ := ctx.Deadline()
-	stop := func() error {
-		select {
-		case <-s.done:
-			return ErrClosed
-		default:
-		}
-		if f.shared.Load() {
-			return errPreempted
-		}
-		return ctx.Err()
-	}
-	for !s.direct && s.q.empty() {
-		err := f.readBatch(s, limit, stop)
-		switch {
-		case err == nil, s.direct:
-			continue
-		case errors.Is(err, net.ErrClosed):
-			return ErrClosed
-		}
-		if err := stop(); err != nil && err != errPreempted {
-			return err // closed, or ctx's
-		}
-		if f.shared.Load() {
-			return nil
-		}
-		if !limit.IsZero() && !time.Now().Before(limit) {
-			// ctx's own timer is due: wait for it, so that ctx.Err() agrees.
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			if err := f.pause(ctx, s.done); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // watch arranges for ctx's cancellation to interrupt the consumer's reads.
@@ -297,8 +210,21 @@ func (s *Subscriber) watch(ctx context.Context) error {
 	if s.ctxStop != nil {
 		s.ctxStop()
 	}
-	s.ctxDone, s.ctxStop = done, context.AfterFunc(ctx, s.f.kick)
+	s.ctxDone, s.ctxStop = done, context.AfterFunc(ctx, s.interrupt)
 	return nil
+}
+
+// interrupt ends the consumer's read when its context is cancelled. A
+// context cancelled while the consumer is not reading (most often the
+// cancel a caller defers after Next returns) needs no kick: a kick then
+// would only cost the next read a wake-up and a deadline to restore. The
+// consumer marks itself reading before it checks its context, and a
+// cancellation comes before the check (seen there) or after the mark
+// (seen here).
+func (s *Subscriber) interrupt() {
+	if s.reading.Load() {
+		s.f.kick()
+	}
 }
 
 // unwatch drops the context registration; Close calls it.
@@ -413,7 +339,7 @@ func goroutineID() uint64 {
 // the same ReassemblyLimits).
 func (s *Subscriber) Stats() SubscriberStats {
 	f := s.f
-	r := f.reasm.Stats()
+	r := f.dm.reasm.Stats()
 	return SubscriberStats{
 		Datagrams:   f.stats.datagrams.Load(),
 		Bytes:       f.stats.bytes.Load(),
