@@ -7,3 +7,10 @@ func PlacedPieces(s *Subscriber) uint64 { return s.f.stats.placed.Load() }
 // FirstPiecesPlaced reports how many of those were the first piece of
 // their message.
 func FirstPiecesPlaced(s *Subscriber) uint64 { return s.f.stats.placedFirst.Load() }
+
+// BackupReads reports how many batches s's socket was read by its feed's
+// backup goroutine rather than by a consumer.
+func BackupReads(s *Subscriber) uint64 { return s.f.stats.backupReads.Load() }
+
+// Parked reports whether the backup goroutine of s's feed is parked.
+func Parked(s *Subscriber) bool { return s.f.parked.Load() }

@@ -75,11 +75,17 @@ func TestBackupWakesAfterIdle(t *testing.T) {
 	if _, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Next on an idle socket: %v, want context.DeadlineExceeded", err)
 	}
+	if !mcl.Parked(s) {
+		t.Fatal("the backup did not park while the consumer waited 100 ms on an idle socket")
+	}
 	pub := publisher(t, c)
 	for i := range 10 {
 		pub.Publish("t", i)
 	}
 	eventually(t, "the backup to read with no consumer", func() bool { return s.Stats().Datagrams == 10 })
+	if mcl.BackupReads(s) == 0 {
+		t.Error("the datagrams were read, but not by the backup")
+	}
 	nextInts(t, s, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 }
 
@@ -136,8 +142,8 @@ func TestHandOver(t *testing.T) {
 	c := conn(t, mcl.DefaultGroup)
 	const n = 3000
 	s, got := intSubscriber(t, c, n, func(v int) {
-		if v%100 == 0 {
-			time.Sleep(3 * time.Millisecond) // slow work: the backup takes the socket
+		if v%500 == 250 {
+			time.Sleep(40 * time.Millisecond) // slow work: the backup takes the socket
 		}
 	})
 	pub := publisher(t, c)
@@ -150,6 +156,9 @@ func TestHandOver(t *testing.T) {
 	inOrder(t, s, got, n)
 	if st := s.Stats(); st.Delivered != n || st.Dropped != 0 || st.KernelDrops != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	if mcl.BackupReads(s) == 0 {
+		t.Error("no hand-over: the backup never read")
 	}
 }
 
@@ -371,11 +380,10 @@ func TestFirstPieceInPlace(t *testing.T) {
 	}
 	// Piece 1 of a message goes into place once the buffer of a message
 	// two back is free for it: from the third message on, on a quiet
-	// machine, and 27 of 30 with every package's tests running at once
-	// under the race detector. Pieces 2-4, with Ahead, fare worse under
-	// such load, so only first pieces are counted here.
-	if got := mcl.FirstPiecesPlaced(s); got < messages/2 {
-		t.Errorf("%d first pieces of %d messages read into place; want at least %d", got, messages, messages/2)
+	// machine. How often under load is a benchmark's matter; here, that
+	// it happens, and that the messages so read are whole.
+	if mcl.FirstPiecesPlaced(s) == 0 {
+		t.Errorf("no first piece of %d messages read into place", messages)
 	}
 }
 
