@@ -13,19 +13,34 @@ import (
 )
 
 // Subscriber receives the messages published to a group. A process's
-// Subscribers of one group share a socket (see Stats). While a Subscriber
-// is its group's only one in the process, its consumer (the callback's
-// goroutine, or the caller of Next) reads the socket itself whenever its
-// queue is empty, so a message that finds it waiting arrives with no
-// goroutine hand-off; when the consumer stays away (a slow callback, a
-// program busy between calls to Next) for a millisecond or two under heavy
-// traffic, or up to 32 ms under light traffic, which the socket's receive
-// buffer holds many times over (a burst that starts meanwhile may not be),
-// a second goroutine reads instead and queues what arrives. That
-// goroutine also reads for the group while several Subscribers share it.
-// Either way, neither a slow nor a panicking callback stalls reading: the
-// queue drops and counts what does not fit, and panics are recovered and
-// counted.
+// Subscribers of one group (of Connections with the same group, port,
+// interface and read buffer, and the same ReassemblyLimits) share one
+// socket: each datagram is copied out of the kernel and reassembled once.
+//
+// What a Subscriber's consumer (its callback's goroutine, or the caller of
+// Next) can rely on:
+//
+//   - Order: messages are delivered in the order the socket received them
+//     (a fragmented one when its last piece came), so those of one sender
+//     in the order sent, unless the network reordered them.
+//   - Lifetimes: the *Message given to the callback, or returned by Next,
+//     and its Payload, are valid until the callback returns or the next
+//     call to Next. Clone keeps one.
+//   - Latency: while the Subscriber is its group's only one in the
+//     process, its consumer reads the socket itself whenever nothing is
+//     queued, so a message that finds it waiting is delivered on the
+//     goroutine the kernel woke, with no hand-off.
+//   - Slow consumers: reading never waits for the consumer. A consumer
+//     that stays away (a slow callback, a program busy between calls to
+//     Next) has what arrives meanwhile queued for it by another goroutine,
+//     up to QueueLimits; a full queue drops as OnOverflow says, and counts
+//     it in Stats().Dropped. What arrives before that goroutine notices,
+//     within tens of milliseconds, waits in the socket's receive buffer.
+//   - Failures: a panicking callback is recovered and counted
+//     (Stats().Panics); a fragmented message is delivered whole and exact,
+//     or dropped and counted.
+//
+// docs/design.md says how, and why, with measurements.
 type Subscriber struct {
 	conn   *Connection
 	f      *feed
