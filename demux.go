@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcl-go/mcl/internal/reassembly"
 	"github.com/mcl-go/mcl/internal/sock"
 	"github.com/mcl-go/mcl/wire"
 )
@@ -32,7 +33,7 @@ type packetSocket interface {
 // it is safe for concurrent use but the counters.
 type demux struct {
 	sock    packetSocket
-	reasm   *wire.Reassembler
+	reasm   *reassembly.Reassembler
 	stats   *feedCounters
 	members *atomic.Pointer[[]*Subscriber] // the feed's, replaced whole as they join and leave
 
@@ -66,7 +67,7 @@ type lease struct {
 }
 
 func newDemux(s packetSocket, limits wire.Limits, members *atomic.Pointer[[]*Subscriber], stats *feedCounters) *demux {
-	r := wire.NewReassembler(limits)
+	r := reassembly.New(reassembly.Limits(limits))
 	d := &demux{
 		sock:        s,
 		reasm:       r,
@@ -163,7 +164,7 @@ func (d *demux) dispatch(members []*Subscriber, n, placed int, now time.Time) {
 	for i := range d.ms[:n] {
 		m := &d.ms[i]
 		// Reassembly wants to know when each datagram arrived and whether
-		// the kernel dropped any before it (wire.Reassembler.Lost).
+		// the kernel dropped any before it (reassembly.Reassembler.Lost).
 		d.arrived = arrival(now, wall, m.Stamp)
 		d.reasm.Lost(uint64(m.Drops))
 		if i < placed {
@@ -282,7 +283,7 @@ func (d *demux) takersOf(members []*Subscriber, topic []byte) []*Subscriber {
 func (d *demux) fragment(takers []*Subscriber, fr wire.Frame, head int, from netip.AddrPort, now time.Time) {
 	d.stats.fragments.Add(1)
 	d.fragments = true
-	payload, err := d.reasm.Add(from, fr, d.arrived)
+	payload, err := d.reasm.Add(from, reassembly.Frame(fr), d.arrived)
 	if payload == nil {
 		if err == nil {
 			d.follow(fr, head, from, false)

@@ -13,11 +13,11 @@ import (
 // in, the feed knows where the next ones go in the reassembly buffer and
 // how long their headers are, so it reads each datagram scattered: the
 // header into a receive buffer, the piece straight into the reassembly
-// buffer (wire.Reassembler.Ahead). That saves the copy of every piece,
+// buffer (reassembly.Reassembler.Ahead). That saves the copy of every piece,
 // which was a third of the receiving CPU for 1 MB messages. Once a
 // message is complete, the next datagram is most likely the first piece
 // of the stream's next message, and is read into the buffer that message
-// will take (wire.Reassembler.First). A datagram that turns out to be
+// will take (reassembly.Reassembler.First). A datagram that turns out to be
 // something else is put back together
 // (sock.Message.Datagram) and handled as usual; after one from another
 // sender or message the feed reads normally for a while, since the

@@ -305,3 +305,28 @@ func TestDecodeAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeFragmentHeader checks the header-only decoder against Decode,
+// on a prefix that stops where the piece starts.
+func TestDecodeFragmentHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n, count, size int
+	}{{1, 2, wire.MTU}, {2, 2, 10}, {200, 300, wire.MTU}, {3, 3, 0}} {
+		d := wire.AppendFragment(nil, "topic", tc.n, tc.count, bytes.Repeat([]byte{7}, tc.size))
+		f, err := wire.Decode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl := len(d) - len(f.Payload)
+		h, err := wire.DecodeFragmentHeader(d[:hl])
+		if err != nil || h.Len != hl || h.Index != tc.n || h.Count != tc.count || h.PieceLen != tc.size || string(h.Topic) != "topic" {
+			t.Errorf("%+v: header %+v, %v; want length %d", tc, h, err, hl)
+		}
+		if _, err := wire.DecodeFragmentHeader(d[:hl-1]); err == nil {
+			t.Errorf("%+v: a header cut short decodes", tc)
+		}
+	}
+	if _, err := wire.DecodeFragmentHeader(wire.AppendMessage(nil, "t", []byte{1})); err != wire.ErrNotFragment {
+		t.Errorf("whole message: %v, want ErrNotFragment", err)
+	}
+}

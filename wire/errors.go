@@ -1,13 +1,17 @@
 package wire
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/mcl-go/mcl/internal/reassembly"
+)
 
 // ErrMalformed matches, through errors.Is, every error that says a
 // datagram, a fragment or a reassembled payload breaks the format:
 // ErrTruncated, ErrNotArray, ErrArrayLen, ErrTopicType, ErrIndexType,
 // ErrCountType, ErrFragmentCount, ErrFragmentIndex, ErrPieceType,
 // ErrPayload, ErrTrailing, ErrPieceTooLong and ErrPieceSize.
-var ErrMalformed = errors.New("wire: malformed datagram")
+var ErrMalformed = reassembly.ErrMalformed
 
 // malformed is the type of the format errors. Each one is a package-level
 // pointer, so errors.Is finds the exact reason by identity, returning one
@@ -37,23 +41,23 @@ var (
 	// ErrCountType: the fragment count N is not an integer.
 	ErrCountType error = &malformed{"wire: fragment count is not an integer"}
 	// ErrFragmentCount: the fragment count N is below 1 (or beyond int).
-	ErrFragmentCount error = &malformed{"wire: fragment count out of range"}
+	ErrFragmentCount = reassembly.ErrFragmentCount
 	// ErrFragmentIndex: the fragment number n is outside 1..N.
-	ErrFragmentIndex error = &malformed{"wire: fragment number out of range"}
+	ErrFragmentIndex = reassembly.ErrFragmentIndex
 	// ErrPieceType: the fragment's piece is not str or bin.
 	ErrPieceType error = &malformed{"wire: fragment piece is not a string"}
 	// ErrPayload: the payload is not exactly one well-formed msgpack value.
-	ErrPayload error = &malformed{"wire: payload is not one msgpack value"}
+	ErrPayload = reassembly.ErrPayload
 	// ErrTrailing: bytes follow the array. The Python receiver's
 	// msgpack.loads refuses such datagrams ("extra data"), so do we.
 	ErrTrailing error = &malformed{"wire: bytes after the array"}
 	// ErrPieceTooLong: a fragment's piece is longer than MTU, which no
 	// sender of this format produces.
-	ErrPieceTooLong error = &malformed{"wire: fragment piece longer than MTU"}
+	ErrPieceTooLong = reassembly.ErrPieceTooLong
 	// ErrPieceSize: a fragment's piece is longer than the first piece of
 	// its message, or, before piece N, of another length. Senders of this
 	// format cut every piece but the last to one length (MTU).
-	ErrPieceSize error = &malformed{"wire: fragment piece length differs from the first piece's"}
+	ErrPieceSize = reassembly.ErrPieceSize
 )
 
 // Errors that are not about the format.
@@ -62,15 +66,15 @@ var (
 	// MaxTopic.
 	ErrTopicTooLong = errors.New("wire: topic longer than MaxTopic")
 	// ErrNotFragment is returned by Reassembler.Add for a whole message.
-	ErrNotFragment = errors.New("wire: frame is not a fragment")
+	ErrNotFragment = reassembly.ErrNotFragment
 	// ErrTooLarge is returned by Reassembler.Add for a fragment of a
 	// message larger than Limits.MaxMessageBytes.
-	ErrTooLarge = errors.New("wire: message larger than the limit")
+	ErrTooLarge = reassembly.ErrTooLarge
 	// ErrDuplicate is returned by Reassembler.Add for a repeat of the
 	// fragment received just before for the same message.
-	ErrDuplicate = errors.New("wire: duplicate fragment")
+	ErrDuplicate = reassembly.ErrDuplicate
 	// ErrIncomplete is returned by Reassembler.Add for a fragment of a
 	// message that is missing a piece (lost, or out of order), which is
 	// dropped and counted once, whichever of its fragments shows it.
-	ErrIncomplete = errors.New("wire: fragment of an incomplete message")
+	ErrIncomplete = reassembly.ErrIncomplete
 )

@@ -1,4 +1,4 @@
-package wire
+package reassembly
 
 import (
 	"bytes"
@@ -66,9 +66,9 @@ type datagram struct {
 // run sends plan's messages through the faulty path into a Reassembler,
 // checking every payload returned and, with the messages spaced, that
 // every message of which something arrived is counted once.
-func (plan faultPlan) run(t *testing.T) ReassemblyStats {
+func (plan faultPlan) run(t *testing.T) Stats {
 	t.Helper()
-	r := NewReassembler(Limits{MaxPending: 8, MaxPendingBytes: 1 << 20, Gap: modelGap})
+	r := New(Limits{MaxPending: 8, MaxPendingBytes: 1 << 20, Gap: modelGap})
 	base := time.Unix(1e9, 0)
 	var msgs []modelMsg
 	var sent []datagram
@@ -252,7 +252,7 @@ func TestReassembleFaults(t *testing.T) {
 	for _, spaced := range []bool{true, false} {
 		for _, name := range []string{"loss", "duplication", "delay", "overflow", "mix"} {
 			t.Run(fmt.Sprintf("%s/spaced=%v", name, spaced), func(t *testing.T) {
-				var total ReassemblyStats
+				var total Stats
 				for seed := range uint64(200) {
 					rng := rand.New(rand.NewPCG(seed, 11))
 					plan := faultPlan{spaced: spaced, each: 10}

@@ -1,10 +1,10 @@
-package wire_test
+package reassembly_test
 
 import (
 	"bytes"
 	"testing"
 
-	"github.com/mcl-go/mcl/wire"
+	"github.com/mcl-go/mcl/internal/reassembly"
 )
 
 // TestAhead reads pieces straight into the regions Ahead gives, as a
@@ -12,8 +12,8 @@ import (
 // out whole, that a region holding other bytes does no harm, and that
 // Ahead declines whenever the pieces cannot go where it would say.
 func TestAhead(t *testing.T) {
-	r := wire.NewReassembler(wire.Limits{})
-	payload := payloadOfLen(5*wire.MTU+123, 1)
+	r := reassembly.New(reassembly.Limits{})
+	payload := payloadOfLen(5*reassembly.MTU+123, 1)
 	frames := fragments(t, "cam", payload) // 6 pieces
 	topic := []byte("cam")
 	if n, into := r.Ahead(sender1, topic, 6, 1); n != 0 || into != nil {
@@ -45,7 +45,7 @@ func TestAhead(t *testing.T) {
 	// buffer of its own, as does everything once that went wrong.
 	for k, n := range []int{2, 3} {
 		into := regions[k][:copy(regions[k], frames[n-1].Payload)]
-		if _, err := r.Add(sender1, wire.Frame{Topic: topic, Payload: into, Index: n, Count: 6}, t0); err != nil {
+		if _, err := r.Add(sender1, reassembly.Frame{Topic: topic, Payload: into, Index: n, Count: 6}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,7 +63,7 @@ func TestAhead(t *testing.T) {
 	if _, err := r.Add(sender1, frames[0], t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Add(sender1, frames[2], t0); err != wire.ErrIncomplete {
+	if _, err := r.Add(sender1, frames[2], t0); err != reassembly.ErrIncomplete {
 		t.Fatalf("piece 3 after piece 1: %v, want ErrIncomplete", err)
 	}
 	if n, _ := r.Ahead(sender1, topic, 6, 1); n != 0 {
@@ -76,8 +76,8 @@ func TestAhead(t *testing.T) {
 // without a copy, that the message comes out whole, and that First
 // declines when Add would not take a spare for it.
 func TestFirst(t *testing.T) {
-	r := wire.NewReassembler(wire.Limits{})
-	payload := payloadOfLen(3*wire.MTU+77, 2)
+	r := reassembly.New(reassembly.Limits{})
+	payload := payloadOfLen(3*reassembly.MTU+77, 2)
 	frames := fragments(t, "lidar", payload) // 4 pieces
 	topic := []byte("lidar")
 	size := len(frames[0].Payload)
@@ -90,7 +90,7 @@ func TestFirst(t *testing.T) {
 	}
 	for _, c := range []struct {
 		count, size int
-	}{{0, size}, {1, size}, {1 << 20, size}, {4, 0}, {4, wire.MTU + 1}} {
+	}{{0, size}, {1, size}, {1 << 20, size}, {4, 0}, {4, reassembly.MTU + 1}} {
 		if into := r.First(sender1, topic, c.count, c.size); into != nil {
 			t.Errorf("First(count %d, size %d) = %d bytes; want nil", c.count, c.size, len(into))
 		}
@@ -123,30 +123,5 @@ func TestFirst(t *testing.T) {
 	got, err = feed(t, r, sender1, frames, []int{0, 1, 2, 3})
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("message after garbage in First's region: %v", err)
-	}
-}
-
-// TestDecodeFragmentHeader checks the header-only decoder against Decode,
-// on a prefix that stops where the piece starts.
-func TestDecodeFragmentHeader(t *testing.T) {
-	for _, tc := range []struct {
-		n, count, size int
-	}{{1, 2, wire.MTU}, {2, 2, 10}, {200, 300, wire.MTU}, {3, 3, 0}} {
-		d := wire.AppendFragment(nil, "topic", tc.n, tc.count, bytes.Repeat([]byte{7}, tc.size))
-		f, err := wire.Decode(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hl := len(d) - len(f.Payload)
-		h, err := wire.DecodeFragmentHeader(d[:hl])
-		if err != nil || h.Len != hl || h.Index != tc.n || h.Count != tc.count || h.PieceLen != tc.size || string(h.Topic) != "topic" {
-			t.Errorf("%+v: header %+v, %v; want length %d", tc, h, err, hl)
-		}
-		if _, err := wire.DecodeFragmentHeader(d[:hl-1]); err == nil {
-			t.Errorf("%+v: a header cut short decodes", tc)
-		}
-	}
-	if _, err := wire.DecodeFragmentHeader(wire.AppendMessage(nil, "t", []byte{1})); err != wire.ErrNotFragment {
-		t.Errorf("whole message: %v, want ErrNotFragment", err)
 	}
 }

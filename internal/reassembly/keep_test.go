@@ -1,4 +1,4 @@
-package wire
+package reassembly
 
 import (
 	"bytes"
@@ -18,24 +18,22 @@ func TestKeepRecycle(t *testing.T) {
 }
 
 func testKeepRecycle(t *testing.T, size int) {
-	r := NewReassembler(Limits{})
+	r := New(Limits{})
 	src := netip.MustParseAddrPort("[fd00::1]:1000")
 	now := time.Unix(1, 0)
-	frames := map[byte][][]byte{}
+	frames := map[byte][]Frame{}
 	for _, fill := range []byte{1, 2, 3} {
 		p := append([]byte{0xc6, byte(size >> 24), byte(size >> 16), byte(size >> 8), byte(size)}, bytes.Repeat([]byte{fill}, size)...)
-		n := FragmentCount(len(p))
+		n := len(p)/MTU + 1
 		for i := 1; i <= n; i++ {
-			frames[fill] = append(frames[fill], AppendFragment(nil, "t", i, n, Piece(p, i)))
+			piece := p[(i-1)*MTU : min(i*MTU, len(p))]
+			frames[fill] = append(frames[fill], Frame{Topic: []byte("t"), Payload: piece, Index: i, Count: n})
 		}
 	}
 	message := func(fill byte) []byte {
 		var out []byte
-		for _, d := range frames[fill] {
-			f, err := Decode(d)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, f := range frames[fill] {
+			var err error
 			if out, err = r.Add(src, f, now); err != nil {
 				t.Fatal(err)
 			}
