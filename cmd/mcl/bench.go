@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 	cfg := bench.Default
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--json]",
+		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--cross-process] [--json]",
 		Short: "Measure mcl against plain sockets in a private sandbox network",
 		Long: `bench re-runs itself in a private network namespace (as mcl demo does) and
 measures, in one run, mcl and a baseline: the same multicast sockets and batch
@@ -38,10 +41,17 @@ which a side lost messages has a "!" after its ratio and names that side.
 On a shared machine one run of a row can be off by a factor of two:
 --repeat measures every row several times, mcl and baseline back to back
 each time, and keeps the run with the median ratio. Compare ratios, not
-absolute numbers.`,
+absolute numbers.
+By default the publisher and the subscribers of a row share one process, and
+mcl's four subscribers share one socket. --cross-process runs each subscriber
+in a process of its own, and a latency row's echo in one, apart from the
+publisher (the pinger), as programs meet mcl; the rows are counted the same
+way, mcl and the baseline alike. The first line of the table (and "mode" in
+the JSON) says which mode ran.`,
 		Example: `  mcl bench
   mcl bench --duration 3s --rounds 10000
   mcl bench --repeat 5
+  mcl bench --cross-process --repeat 5
   mcl bench --json > bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,7 +62,11 @@ absolute numbers.`,
 				return fmt.Errorf("bench needs a private network namespace and could not make one: %w", err)
 			}
 			cfg.Progress = progressBar(cmd.ErrOrStderr())
-			rep, err := bench.Run(cfg)
+			cfg.Spawn = benchChild
+			rep, err := bench.Run(cmd.Context(), cfg)
+			if errors.Is(err, context.Canceled) {
+				return errors.New("bench interrupted")
+			}
 			if err != nil {
 				return err
 			}
@@ -69,8 +83,38 @@ absolute numbers.`,
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each throughput row publishes, e.g. 3s")
 	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "round trips per latency row")
 	f.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "measure every row this many times and keep the median")
+	f.BoolVar(&cfg.CrossProcess, "cross-process", false, "run each subscriber, and each latency row's echo, in a process of its own, apart from the publisher")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object instead of a table")
+	c.AddCommand(newBenchChildCmd())
 	return c
+}
+
+// benchChild returns the command that runs a child process of
+// `mcl bench --cross-process`: this program again, as `mcl bench child`.
+// Tests replace it, as their program is not mcl.
+var benchChild = func() *exec.Cmd { return exec.Command("/proc/self/exe", "bench", "child") }
+
+// newBenchChildCmd is `mcl bench child`, hidden: a subscriber or an echo of
+// `mcl bench --cross-process`, which starts it and tells it on its stdin
+// what to do. It runs only in the sandbox it inherits from its parent.
+func newBenchChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "child",
+		Short:  "A subscriber or echo process of mcl bench --cross-process (started by it)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Entering a sandbox of its own would put it in another
+			// network than its parent's; outside any, it must not send.
+			if !sandbox.Inside() {
+				return errors.New("bench child is started by mcl bench --cross-process, inside its sandbox, and runs nowhere else")
+			}
+			if _, err := sandbox.Current(); err != nil {
+				return err
+			}
+			return bench.ServeChild(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
 }
 
 // progressBar draws a bar on w when w is a terminal, and nothing otherwise.
@@ -99,6 +143,7 @@ func isTerminal(f *os.File) bool {
 // last column: its rate then counts only what arrived, at a pace the
 // receiver did not sustain without loss.
 func printReport(w io.Writer, rep *bench.Report) {
+	fmt.Fprintln(w, modeLine(rep.Mode))
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "throughput\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\tlost in\t")
@@ -129,6 +174,17 @@ func printReport(w io.Writer, rep *bench.Report) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
 	fmt.Fprint(w, legend)
+}
+
+// modeLine says where the publishers and subscribers of the rows ran.
+func modeLine(mode string) string {
+	switch mode {
+	case bench.ModeInProcess:
+		return "mode: in-process: the publisher and the subscribers (the pinger and the echo) of a row in one process"
+	case bench.ModeCrossProcess:
+		return "mode: cross-process: each subscriber (the echo) in a process of its own, apart from the publisher (the pinger)"
+	}
+	return "mode: " + mode
 }
 
 // legend says what the columns of printReport count.

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcl-go/mcl/internal/bench"
+	"github.com/mcl-go/mcl/sandbox"
 )
 
 // lossyReport has a row that lost messages on the mcl side, one without
@@ -91,5 +95,88 @@ func TestReportJSONMarksLoss(t *testing.T) {
 	}
 	if rep.Rows[1].Lossy {
 		t.Errorf("row without loss is lossy in JSON: %s", b)
+	}
+}
+
+// TestPrintReportMode checks that the table says which mode it ran in.
+func TestPrintReportMode(t *testing.T) {
+	for _, mode := range []string{bench.ModeInProcess, bench.ModeCrossProcess} {
+		var out bytes.Buffer
+		printReport(&out, &bench.Report{Mode: mode})
+		if first, _, _ := strings.Cut(out.String(), "\n"); !strings.HasPrefix(first, "mode: "+mode+": ") {
+			t.Errorf("first line %q, want the mode %s", first, mode)
+		}
+	}
+}
+
+// childBench makes the children of `mcl bench --cross-process` this test
+// binary, run as `mcl bench child` (see runChildCommand), with env added
+// to their environment, until the end of the test.
+func childBench(t *testing.T, env ...string) {
+	t.Helper()
+	saved := benchChild
+	t.Cleanup(func() { benchChild = saved })
+	benchChild = func() *exec.Cmd {
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Env = append(os.Environ(), append(env, childArgs+`=["bench", "child"]`)...)
+		return cmd
+	}
+}
+
+// TestBenchCrossProcess runs a tiny `mcl bench --cross-process` and checks
+// that every row comes out measured, in that mode; it asserts no speed.
+func TestBenchCrossProcess(t *testing.T) {
+	sandbox.Require(t)
+	childBench(t)
+	// Fewer rows than the command's: each child is a process to start,
+	// slow under the race detector. One and four subscribers, one payload
+	// of one datagram and one of two.
+	saved := bench.Default
+	t.Cleanup(func() { bench.Default = saved })
+	bench.Default.Sizes, bench.Default.LatencySizes = []int{64, 60 << 10}, []int{64}
+	r := mcl_(context.Background(), "", "bench", "--cross-process", "--duration", "50ms", "--rounds", "30", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit status %d: %s", r.code, r.stderr)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v in %s", err, r.stdout)
+	}
+	if rep.Mode != bench.ModeCrossProcess {
+		t.Errorf("mode %q, want %q", rep.Mode, bench.ModeCrossProcess)
+	}
+	want := len(bench.Default.Sizes)*len(bench.Default.Fanouts) + len(bench.Default.LatencySizes)
+	if len(rep.Rows) != want {
+		t.Fatalf("%d rows, want %d", len(rep.Rows), want)
+	}
+	for _, row := range rep.Rows {
+		for name, res := range map[string]bench.Result{"mcl": row.MCL, "base": row.Baseline} {
+			if res.Messages == 0 || res.Sent == 0 || row.Ratio <= 0 || row.Runs != 1 || res.Loss < 0 || res.Loss > 1 {
+				t.Errorf("%s %d x%d, %s: %+v", row.Kind, row.Size, row.Subscribers, name, row)
+			}
+			if row.Kind == "throughput" && (res.MsgsPerSec <= 0 || res.MBPerSec <= 0) {
+				t.Errorf("%s %d x%d, %s: no rate: %+v", row.Kind, row.Size, row.Subscribers, name, res)
+			}
+			if row.Kind == "latency" && !(0 < res.P50 && res.P50 <= res.P99 && res.P99 <= res.Max) {
+				t.Errorf("latency %d, %s: percentiles out of order: %+v", row.Size, name, res)
+			}
+		}
+	}
+}
+
+// TestBenchChildOutsideSandbox checks that `mcl bench child` refuses to run
+// in a process that was not started inside the sandbox.
+func TestBenchChildOutsideSandbox(t *testing.T) {
+	cmd := exec.Command("/proc/self/exe")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MCL_SANDBOX=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, childArgs+`=["bench", "child"]`)
+	cmd.Stdin = strings.NewReader(`{"role":"echo","group":"ff15::c73d:cf41:ea8e:b0a0","ports":[28990,28991,28992,28993]}` + "\n")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "runs nowhere else") || strings.Contains(string(out), "ready") {
+		t.Errorf("bench child outside the sandbox: %v, %q; want a refusal", err, out)
 	}
 }

@@ -3,11 +3,19 @@
 // same bytes with no framing, no msgpack, no queue. The ratio of the two
 // says what mcl costs on top of the kernel. It runs wherever it is called:
 // the `mcl bench` command enters the sandbox network first.
+//
+// By default publishers and subscribers share one process. With
+// Config.CrossProcess, every subscriber (and the echo of a latency row)
+// runs in a process of its own, as users meet mcl between programs; see
+// ServeChild.
 package bench
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -29,6 +37,16 @@ type Config struct {
 	Repeat       int           // times each row is measured; the median is kept
 	// Progress, when set, is called before each measurement.
 	Progress func(done, total int, what string)
+	// CrossProcess runs every subscriber of a throughput row, mcl's and
+	// the baseline's, in a process of its own, and the echoes of a latency
+	// row in one; the publisher and the pinger stay in the calling process.
+	CrossProcess bool
+	// Spawn returns the command that runs one of those processes: a
+	// program, in the same network namespace, that calls ServeChild with
+	// its stdin and stdout. Run sets the command's stdin, stdout, stderr,
+	// extra files and process attributes, and starts it. CrossProcess
+	// needs it.
+	Spawn func() *exec.Cmd
 }
 
 // Default is the configuration of `mcl bench`.
@@ -85,14 +103,40 @@ type Row struct {
 	Runs  int  `json:"runs"` // times the row was measured
 }
 
+// The modes of a Report.
+const (
+	ModeInProcess    = "in-process"    // publishers and subscribers in one process
+	ModeCrossProcess = "cross-process" // each subscriber (echo) in a process of its own
+)
+
 // Report is a whole run.
 type Report struct {
-	Rows []Row `json:"rows"`
+	Mode string `json:"mode"` // ModeInProcess or ModeCrossProcess
+	Rows []Row  `json:"rows"`
 }
 
-// Run measures every row of cfg.
-func Run(cfg Config) (*Report, error) {
+// Run measures every row of cfg. The end of ctx stops it between two turns
+// of a row (and ends its child processes at once), with ctx's error.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = withDefaults(cfg)
+	rep := &Report{Mode: ModeInProcess}
+	throughput, latency := throughputRow, latencyRow
+	if cfg.CrossProcess {
+		if cfg.Spawn == nil {
+			return nil, errors.New("bench: cross-process mode needs Config.Spawn")
+		}
+		p := processes{spawn: cfg.Spawn}
+		throughput, latency = p.throughputRow, p.latencyRow
+		rep.Mode = ModeCrossProcess
+	}
+	// After ctx ends, a row fails with whatever its end broke (a child
+	// killed, a socket closed): report the interruption instead.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
 	total := cfg.Repeat * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
 	done := 0
 	step := func(what string) {
@@ -106,7 +150,6 @@ func Run(cfg Config) (*Report, error) {
 		port++
 		return mcl.NewConnection(cfg.Group, mcl.Port(port))
 	}
-	rep := &Report{}
 	for _, subs := range cfg.Fanouts {
 		for _, size := range cfg.Sizes {
 			row, err := repeat(cfg.Repeat, func() (Row, error) {
@@ -120,8 +163,8 @@ func Run(cfg Config) (*Report, error) {
 				if err != nil {
 					return row, err
 				}
-				if row.MCL, row.Baseline, err = throughputRow(c, bc, size, subs, cfg.Duration); err != nil {
-					return row, fmt.Errorf("throughput, %s x%d: %w", sizeName(size), subs, err)
+				if row.MCL, row.Baseline, err = throughput(ctx, c, bc, size, subs, cfg.Duration); err != nil {
+					return row, fmt.Errorf("throughput, %s x%d: %w", sizeName(size), subs, stopped(err))
 				}
 				row.Ratio = throughputRatio(row.MCL, row.Baseline)
 				return row, nil
@@ -144,9 +187,9 @@ func Run(cfg Config) (*Report, error) {
 				}
 			}
 			var err error
-			row.MCL, row.Baseline, err = latencyRow(conns[0], conns[1], conns[2], conns[3], size, cfg.Rounds)
+			row.MCL, row.Baseline, err = latency(ctx, conns[0], conns[1], conns[2], conns[3], size, cfg.Rounds)
 			if err != nil {
-				return row, fmt.Errorf("latency, %s: %w", sizeName(size), err)
+				return row, fmt.Errorf("latency, %s: %w", sizeName(size), stopped(err))
 			}
 			row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
 			row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -10,40 +11,58 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if act := os.Getenv(childEnv); act != "" {
+		os.Exit(actChild(act)) // a child process of a test, not the tests
+	}
 	if _, err := sandbox.Enter(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 	}
 	os.Exit(m.Run())
 }
 
-// TestRun runs a tiny benchmark to check that every row is measured and
-// the report holds together; it asserts no speed.
+// TestRun runs a tiny benchmark, in each mode, to check that every row is
+// measured and the report holds together; it asserts no speed.
 func TestRun(t *testing.T) {
 	sandbox.Require(t)
-	var calls int
-	rep, err := Run(Config{
-		Duration:     50 * time.Millisecond,
-		Sizes:        []int{64, 70_000},
-		Fanouts:      []int{1, 2},
-		LatencySizes: []int{64},
-		Rounds:       50,
-		Progress:     func(done, total int, what string) { calls++ },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Rows) != 5 || calls != 6 {
-		t.Fatalf("%d rows, %d progress calls; want 5 and 6", len(rep.Rows), calls)
-	}
-	for _, r := range rep.Rows {
-		for name, res := range map[string]Result{"mcl": r.MCL, "baseline": r.Baseline} {
-			if res.Messages == 0 || res.Sent == 0 || r.Ratio <= 0 {
-				t.Errorf("%s %s row %+v: nothing measured", r.Kind, name, r)
+	for _, c := range []struct {
+		mode  string
+		cross bool
+	}{{ModeInProcess, false}, {ModeCrossProcess, true}} {
+		t.Run(c.mode, func(t *testing.T) {
+			var calls int
+			rep, err := Run(context.Background(), Config{
+				Duration:     50 * time.Millisecond,
+				Sizes:        []int{64, 70_000},
+				Fanouts:      []int{1, 2},
+				LatencySizes: []int{64},
+				Rounds:       50,
+				Progress:     func(done, total int, what string) { calls++ },
+				CrossProcess: c.cross,
+				Spawn:        spawnTest("serve"),
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if r.Kind == "latency" && !(0 < res.P50 && res.P50 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max) {
-				t.Errorf("latency %s percentiles out of order: %+v", name, res)
+			if rep.Mode != c.mode {
+				t.Errorf("mode %q, want %q", rep.Mode, c.mode)
 			}
-		}
+			if len(rep.Rows) != 5 || calls != 6 {
+				t.Fatalf("%d rows, %d progress calls; want 5 and 6", len(rep.Rows), calls)
+			}
+			for _, r := range rep.Rows {
+				for name, res := range map[string]Result{"mcl": r.MCL, "baseline": r.Baseline} {
+					if res.Messages == 0 || res.Sent == 0 || r.Ratio <= 0 || r.Runs != 1 {
+						t.Errorf("%s %s row %+v: nothing measured", r.Kind, name, r)
+					}
+					if res.Lost > res.Sent*uint64(r.Subscribers) || res.Loss < 0 || res.Loss > 1 {
+						t.Errorf("%s %s row %+v: loss out of bounds", r.Kind, name, r)
+					}
+					if r.Kind == "latency" && !(0 < res.P50 && res.P50 <= res.P99 && res.P99 <= res.P999 && res.P999 <= res.Max) {
+						t.Errorf("latency %s percentiles out of order: %+v", name, res)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -33,7 +33,7 @@ type pinger func() error
 
 // latencyRow measures mcl's round trips over ping and pong (two
 // Connections) and the baseline's over bping and bpong, taking turns.
-func latencyRow(ping, pong, bping, bpong *mcl.Connection, size, rounds int) (m, base Result, err error) {
+func latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl.Connection, size, rounds int) (m, base Result, err error) {
 	// The throughput rows leave megabytes of garbage behind; collected
 	// during the row, it would show in the tail of both sides.
 	runtime.GC()
@@ -47,52 +47,67 @@ func latencyRow(ping, pong, bping, bpong *mcl.Connection, size, rounds int) (m, 
 		return m, base, err
 	}
 	defer closeBase()
-	rs, err := pingPong(rounds, mp, bp)
+	rs, err := pingPong(ctx, rounds, mp, bp)
 	if err != nil {
 		return m, base, err
 	}
 	return rs[0], rs[1], nil
 }
 
-// pingMCL sets up an echo over mcl: a Subscriber on ping that publishes
-// what it gets on pong. Errors: those of opening the sockets.
+// pingMCL sets up an echo over mcl (see echoMCL) and a pinger through it.
+// Errors: those of opening the sockets.
 func pingMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
-	var closers []func() error
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
+	closeEcho, err := echoMCL(ping, pong)
+	if err != nil {
+		return nil, nil, err
 	}
+	p, closePinger, err := pingerMCL(ping, pong, size)
+	if err != nil {
+		closeEcho()
+		return nil, nil, err
+	}
+	return p, func() { closePinger(); closeEcho() }, nil
+}
+
+// echoMCL sets up an echo over mcl: a Subscriber on ping that publishes
+// what it gets on pong. Errors: those of opening the sockets.
+func echoMCL(ping, pong *mcl.Connection) (func(), error) {
 	back, err := mcl.NewPublisher(pong)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	closers = append(closers, back.Close)
 	echo, err := mcl.Subscribe(ping, func(m *mcl.Message) { back.PublishRaw("pong", m.Payload) })
 	if err != nil {
-		closeAll()
-		return nil, nil, err
+		back.Close()
+		return nil, err
 	}
-	closers = append(closers, echo.Close)
+	return func() { echo.Close(); back.Close() }, nil
+}
+
+// pingerMCL returns a pinger that publishes on ping and waits for the
+// reply on pong. Errors: those of opening the sockets.
+func pingerMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
 	replies, err := mcl.SubscribeSync(pong)
 	if err != nil {
-		closeAll()
 		return nil, nil, err
 	}
-	closers = append(closers, replies.Close)
 	out, err := mcl.NewPublisher(ping)
 	if err != nil {
-		closeAll()
+		replies.Close()
 		return nil, nil, err
 	}
-	closers = append(closers, out.Close)
 	p := payload(size)
 	// One context for the row: a context per round trip would allocate in
 	// the measured path, which the baseline's deadline does not.
 	ctx, cancel := context.WithCancel(context.Background())
 	lost := time.AfterFunc(lossWait, cancel)
 	lost.Stop()
-	closers = append(closers, func() error { lost.Stop(); cancel(); return nil })
+	closeAll := func() {
+		lost.Stop()
+		cancel()
+		out.Close()
+		replies.Close()
+	}
 	return func() error {
 		if err := out.PublishRaw("ping", p); err != nil {
 			return err
@@ -114,21 +129,37 @@ func pingMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
 	}, closeAll, nil
 }
 
-// pingBaseline sets up the same echo over bare sockets. Errors: those of
-// opening the sockets.
+// pingBaseline sets up the same echo and pinger over bare sockets. Errors:
+// those of opening the sockets.
 func pingBaseline(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
-	in, err := sock.Listen(sockConfig(ping))
+	closeEcho, err := echoBaseline(ping, pong)
 	if err != nil {
 		return nil, nil, err
+	}
+	p, closePinger, err := pingerBaseline(ping, pong, size)
+	if err != nil {
+		closeEcho()
+		return nil, nil, err
+	}
+	return p, func() { closePinger(); closeEcho() }, nil
+}
+
+// echoBaseline sets up an echo over bare sockets: a goroutine that reads
+// what arrives on ping and sends it on pong. Errors: those of opening the
+// sockets.
+func echoBaseline(ping, pong *mcl.Connection) (func(), error) {
+	in, err := sock.Listen(sockConfig(ping))
+	if err != nil {
+		return nil, err
 	}
 	back, err := sock.Dial(sockConfig(pong))
 	if err != nil {
 		in.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { // the echo
+	go func() {
 		defer wg.Done()
 		ms := buffers(1)
 		for {
@@ -141,20 +172,23 @@ func pingBaseline(ping, pong *mcl.Connection, size int) (pinger, func(), error) 
 			}
 		}
 	}()
-	stopEcho := func() {
+	return func() {
 		in.Close()
 		wg.Wait()
 		back.Close()
-	}
+	}, nil
+}
+
+// pingerBaseline returns a pinger that sends on ping and waits for the
+// reply on pong. Errors: those of opening the sockets.
+func pingerBaseline(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
 	replies, err := sock.Listen(sockConfig(pong))
 	if err != nil {
-		stopEcho()
 		return nil, nil, err
 	}
 	out, err := sock.Dial(sockConfig(ping))
 	if err != nil {
 		replies.Close()
-		stopEcho()
 		return nil, nil, err
 	}
 	p := payload(size)
@@ -169,7 +203,6 @@ func pingBaseline(ping, pong *mcl.Connection, size int) (pinger, func(), error) 
 		}, func() {
 			out.Close()
 			replies.Close()
-			stopEcho()
 		}, nil
 }
 
@@ -183,8 +216,9 @@ func buffers(n int) []sock.Message {
 
 // pingPong times rounds round trips of each pinger after a warm-up, the
 // pingers taking turns a block at a time, and returns a Result for each.
-// A round trip that times out is counted as loss.
-func pingPong(rounds int, pingers ...pinger) ([]Result, error) {
+// A round trip that times out is counted as loss. The end of ctx ends the
+// row between two blocks.
+func pingPong(ctx context.Context, rounds int, pingers ...pinger) ([]Result, error) {
 	rtts := make([][]time.Duration, len(pingers))
 	lost := make([]int, len(pingers))
 	for i := range rtts {
@@ -198,6 +232,9 @@ func pingPong(rounds int, pingers ...pinger) ([]Result, error) {
 		}
 	}
 	for done := 0; done < rounds; done += block {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		n := min(block, rounds-done)
 		for i, p := range pingers {
 			for range n {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func benchmarkLatency(b *testing.B, size int) {
 		conns[i] = c
 	}
 	for b.Loop() {
-		m, base, err := latencyRow(conns[0], conns[1], conns[2], conns[3], size, Default.Rounds)
+		m, base, err := latencyRow(context.Background(), conns[0], conns[1], conns[2], conns[3], size, Default.Rounds)
 		if err != nil {
 			b.Fatal(err)
 		}

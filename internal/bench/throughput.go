@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -23,8 +24,8 @@ const window = 2 << 20
 
 // publishFor calls publish as fast as the window allows for d and returns
 // how many times it did. received reports the fewest messages any
-// subscriber has had.
-func publishFor(d time.Duration, size int, received func() uint64, publish func() error) (uint64, time.Time, error) {
+// subscriber has had; wait is called while the window is full.
+func publishFor(d time.Duration, size int, received func() uint64, publish func() error, wait func()) (uint64, time.Time, error) {
 	inFlight := int64(max(1, window/size))
 	start := time.Now()
 	end := start.Add(d)
@@ -46,7 +47,7 @@ func publishFor(d time.Duration, size int, received func() uint64, publish func(
 				lost++
 				stalled = time.Time{}
 			}
-			runtime.Gosched()
+			wait()
 		}
 		if err := publish(); err != nil {
 			return sent, start, err
@@ -73,6 +74,10 @@ type side struct {
 	cs      []*counter
 	close   func()
 	tally   tally
+	// wait gives the processor up while the window is full, to the
+	// subscribers if they need it: runtime.Gosched when they are
+	// goroutines of this process (nil), yieldCPU when they are processes.
+	wait func()
 }
 
 // tally adds up a side's turns.
@@ -90,7 +95,7 @@ const turns = 5
 
 // throughputRow measures mcl on c and the baseline on bc, publishing
 // payloads of size bytes to subs subscribers, each side for d in all.
-func throughputRow(c, bc *mcl.Connection, size, subs int, d time.Duration) (m, base Result, err error) {
+func throughputRow(ctx context.Context, c, bc *mcl.Connection, size, subs int, d time.Duration) (m, base Result, err error) {
 	ms, err := sideMCL(c, size, subs)
 	if err != nil {
 		return m, base, err
@@ -101,10 +106,27 @@ func throughputRow(c, bc *mcl.Connection, size, subs int, d time.Duration) (m, b
 		return m, base, err
 	}
 	defer bs.close()
+	return takeTurns(ctx, ms, bs, size, d, nil)
+}
+
+// takeTurns has mcl (ms) and the baseline (bs) publish payloads of size
+// bytes for d each, in turns, and returns what each side's subscribers
+// received. check, when not nil, is called after every turn: an error from
+// it (a subscriber's process that died) ends the row, as does the end of
+// ctx.
+func takeTurns(ctx context.Context, ms, bs *side, size int, d time.Duration, check func() error) (m, base Result, err error) {
 	for range turns {
 		for _, s := range []*side{ms, bs} {
 			if err := s.turn(size, d/turns); err != nil {
 				return m, base, err
+			}
+			if err := ctx.Err(); err != nil {
+				return m, base, err
+			}
+			if check != nil {
+				if err := check(); err != nil {
+					return m, base, err
+				}
 			}
 		}
 	}
@@ -119,7 +141,11 @@ func (s *side) turn(size int, d time.Duration) error {
 	for _, c := range s.cs {
 		total += c.msgs.Load()
 	}
-	sent, start, err := publishFor(d, size, func() uint64 { return least() - before }, s.publish)
+	wait := s.wait
+	if wait == nil {
+		wait = runtime.Gosched
+	}
+	sent, start, err := publishFor(d, size, func() uint64 { return least() - before }, s.publish, wait)
 	if err != nil {
 		return err
 	}
@@ -168,78 +194,123 @@ func delivered(sent uint64, got []uint64, size int, busy time.Duration) Result {
 	return r
 }
 
+// newCounters returns n counters, one per subscriber.
+func newCounters(n int) []*counter {
+	cs := make([]*counter, n)
+	for i := range cs {
+		cs[i] = &counter{}
+	}
+	return cs
+}
+
 // sideMCL sets up subs mcl Subscribers on c, which share a socket, and a
 // Publisher. Errors: those of opening the sockets.
 func sideMCL(c *mcl.Connection, size, subs int) (*side, error) {
-	s := &side{}
-	var closers []func() error
-	s.close = func() {
-		for _, c := range closers {
-			c()
+	cs := newCounters(subs)
+	closeSubs, err := subscribeMCL(c, cs)
+	if err != nil {
+		return nil, err
+	}
+	publish, closePub, err := publisherMCL(c, size)
+	if err != nil {
+		closeSubs()
+		return nil, err
+	}
+	return &side{publish: publish, cs: cs, close: func() { closeSubs(); closePub() }}, nil
+}
+
+// subscribeMCL subscribes one mcl Subscriber on c for each counter, which
+// counts what it receives. Subscribers of one process share a socket.
+// Errors: those of opening the socket.
+func subscribeMCL(c *mcl.Connection, cs []*counter) (func(), error) {
+	var subs []*mcl.Subscriber
+	closeAll := func() {
+		for _, s := range subs {
+			s.Close()
 		}
 	}
-	for range subs {
-		n := &counter{}
-		s.cs = append(s.cs, n)
+	for _, n := range cs {
 		sub, err := mcl.Subscribe(c, func(m *mcl.Message) { n.add(len(m.Payload)) },
 			mcl.QueueLimits(1<<16, 512<<20))
 		if err != nil {
-			s.close()
+			closeAll()
 			return nil, err
 		}
-		closers = append(closers, sub.Close)
+		subs = append(subs, sub)
 	}
+	return closeAll, nil
+}
+
+// publisherMCL returns a function that publishes a payload of size bytes
+// on c, and one that closes its Publisher.
+func publisherMCL(c *mcl.Connection, size int) (func() error, func(), error) {
 	pub, err := mcl.NewPublisher(c)
 	if err != nil {
-		s.close()
-		return nil, err
+		return nil, nil, err
 	}
-	closers = append(closers, pub.Close)
 	p := payload(size)
-	s.publish = func() error { return pub.PublishRaw("bench", p) }
-	return s, nil
+	return func() error { return pub.PublishRaw("bench", p) }, func() { pub.Close() }, nil
 }
 
 // sideBaseline sets up subs bare sockets on c, each read by a goroutine of
 // its own, and a sending socket. Errors: those of opening the sockets.
 func sideBaseline(c *mcl.Connection, size, subs int) (*side, error) {
-	s := &side{}
+	cs := newCounters(subs)
+	closeSubs, err := subscribeBaseline(c, size, cs)
+	if err != nil {
+		return nil, err
+	}
+	publish, closePub, err := publisherBaseline(c, size)
+	if err != nil {
+		closeSubs()
+		return nil, err
+	}
+	return &side{publish: publish, cs: cs, close: func() { closeSubs(); closePub() }}, nil
+}
+
+// subscribeBaseline opens a bare socket on c for each counter, read by a
+// goroutine of its own that counts the whole messages of size bytes that
+// arrive. The function it returns closes the sockets and waits for the
+// goroutines. Errors: those of opening the sockets.
+func subscribeBaseline(c *mcl.Connection, size int, cs []*counter) (func(), error) {
 	var wg sync.WaitGroup
-	var closers []func() error
-	s.close = func() {
-		for _, c := range closers {
-			c()
+	var rs []*sock.Receiver
+	closeAll := func() {
+		for _, r := range rs {
+			r.Close()
 		}
 		wg.Wait()
 	}
-	for range subs {
-		n := &counter{}
-		s.cs = append(s.cs, n)
+	for _, n := range cs {
 		r, err := sock.Listen(sockConfig(c))
 		if err != nil {
-			s.close()
+			closeAll()
 			return nil, err
 		}
-		closers = append(closers, r.Close)
+		rs = append(rs, r)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			receiveAll(r, n, size)
 		}()
 	}
+	return closeAll, nil
+}
+
+// publisherBaseline returns a function that sends a payload of size bytes
+// on c, cut as mcl cuts it, and one that closes the sending socket.
+func publisherBaseline(c *mcl.Connection, size int) (func() error, func(), error) {
 	snd, err := sock.Dial(sockConfig(c))
 	if err != nil {
-		s.close()
-		return nil, err
+		return nil, nil, err
 	}
-	closers = append(closers, snd.Close)
 	ds := datagrams(payload(size))
-	s.publish = func() error { return snd.Write(ds[0]) }
+	publish := func() error { return snd.Write(ds[0]) }
 	if len(ds) > 1 {
 		// Each piece carries its number in the stream, so that a
 		// subscriber tells a whole message from pieces of several.
 		var seq uint64
-		s.publish = func() error {
+		publish = func() error {
 			for _, d := range ds {
 				stamp(d, seq)
 				seq++
@@ -247,7 +318,7 @@ func sideBaseline(c *mcl.Connection, size, subs int) (*side, error) {
 			return snd.WriteBatch(ds)
 		}
 	}
-	return s, nil
+	return publish, func() { snd.Close() }, nil
 }
 
 // receiveAll counts the whole messages of size bytes that reach r, until
