@@ -32,6 +32,7 @@ type fakeSocket struct {
 
 	deadline time.Time
 	deaf     bool // kicks do not end a read: to hold a reader in place
+	kicks    int  // deadlines set in the past
 }
 
 func newFakeSocket() *fakeSocket {
@@ -102,7 +103,11 @@ func fill(m *sock.Message, d []byte) {
 
 func (s *fakeSocket) SetReadDeadline(t time.Time) error {
 	s.lock <- struct{}{}
-	deaf := s.deaf && t.Equal(time.Unix(1, 0))
+	kick := t.Equal(time.Unix(1, 0))
+	if kick {
+		s.kicks++
+	}
+	deaf := s.deaf && kick
 	if !deaf {
 		s.deadline = t
 	}
@@ -415,5 +420,72 @@ func TestOwnerClose(t *testing.T) {
 			}
 			s.Close()
 		})
+	})
+}
+
+func (s *fakeSocket) kicked() int {
+	s.lock <- struct{}{}
+	defer func() { <-s.lock }()
+	return s.kicks
+}
+
+// TestOwnerContexts: a context cancelled while Next reads kicks the read;
+// one cancelled after Next returned (a per-call timeout, cancelled by a
+// deferred cancel) kicks nothing and was unregistered first, so its
+// cancel starts no goroutine; one used call after call stays registered.
+func TestOwnerContexts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, fs, _ := fakeFeed(t)
+		s, err := SubscribeSync(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for i := range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			got := next(s, ctx)
+			synctest.Wait()
+			fs.send("t", i)
+			if v := recv(t, got); v != i {
+				t.Fatalf("Next = %d, want %d", v, i)
+			}
+			s.ctxMu.Lock()
+			registered := s.ctxStop != nil
+			s.ctxMu.Unlock()
+			if registered {
+				t.Fatalf("call %d: a context used once is still registered after Next", i)
+			}
+			cancel()
+			synctest.Wait()
+		}
+		if k := fs.kicked(); k != 0 {
+			t.Errorf("contexts cancelled after Next returned kicked the socket %d times", k)
+		}
+		// Cancelled while Next reads: one kick, and Next returns.
+		ctx, cancel := context.WithCancel(context.Background())
+		got := next(s, ctx)
+		synctest.Wait()
+		cancel()
+		if v := recv(t, got); v != -1 {
+			t.Fatalf("Next = %d after cancel, want an error", v)
+		}
+		if k := fs.kicked(); k != 1 {
+			t.Errorf("a cancel during Next kicked the socket %d times, want 1", k)
+		}
+		// One context for many calls: registered from the second on.
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		for i := range 3 {
+			got := next(s, ctx)
+			synctest.Wait()
+			fs.send("t", i)
+			recv(t, got)
+		}
+		s.ctxMu.Lock()
+		registered := s.ctxStop != nil
+		s.ctxMu.Unlock()
+		if !registered {
+			t.Error("a context used call after call is not kept registered")
+		}
 	})
 }

@@ -59,10 +59,11 @@ type Subscriber struct {
 
 	// The context whose cancellation interrupts the consumer's reads,
 	// watched until another replaces it or the Subscriber closes.
-	ctxMu   sync.Mutex
-	ctxDone <-chan struct{} // its Done channel
-	ctxStop func() bool
-	reading atomic.Bool // the consumer reads the socket (see interrupt)
+	ctxMu    sync.Mutex
+	ctxDone  <-chan struct{} // its Done channel
+	ctxStop  func() bool
+	lastDone <-chan struct{} // the Done channel of the call to Next before
+	reading  atomic.Bool     // the consumer reads the socket (see interrupt)
 
 	stats subCounters
 }
@@ -242,6 +243,26 @@ func (s *Subscriber) interrupt() {
 	}
 }
 
+// settle ends a call to Next with a context whose Done channel is done:
+// the registration that watch made for it stays for the next call only if
+// the call before used it too. A context used for one call only (the
+// per-call timeout that a caller cancels as Next returns) is so
+// unregistered before its cancel, which would otherwise start a goroutine
+// to run interrupt, for nothing; one used call after call is registered
+// once, and calling Next with it allocates nothing.
+func (s *Subscriber) settle(done <-chan struct{}) {
+	if done == nil {
+		return
+	}
+	s.ctxMu.Lock()
+	defer s.ctxMu.Unlock()
+	if done == s.ctxDone && done != s.lastDone && s.ctxStop != nil {
+		s.ctxStop()
+		s.ctxDone, s.ctxStop = nil, nil
+	}
+	s.lastDone = done
+}
+
 // unwatch drops the context registration; Close calls it.
 func (s *Subscriber) unwatch() {
 	s.ctxMu.Lock()
@@ -291,7 +312,9 @@ func (s *Subscriber) Next(ctx context.Context) (*Message, error) {
 	if s.handler != nil {
 		return nil, fmt.Errorf("%w: Next on a Subscriber with a callback", ErrBadOption)
 	}
-	if err := s.next(ctx); err != nil {
+	err := s.next(ctx)
+	s.settle(ctx.Done())
+	if err != nil {
 		return nil, err
 	}
 	return &s.cur, nil
