@@ -45,7 +45,8 @@ type demux struct {
 	interned  map[string]string // topic strings, so delivery needn't allocate one
 	lastTopic string            // the topic intern returned last
 	stream    stream            // the fragmented message read last, for reads into place
-	arrived   time.Time         // when the datagram being handled arrived
+	stamp     int64             // the kernel's arrival stamp of the datagram being handled
+	wall      int64             // the batch's read time, ns since the epoch (see arrival)
 	batch     int               // datagrams a plain read asks for
 	taken     int               // ms[:taken] may have lent their Buf
 
@@ -160,12 +161,13 @@ func (d *demux) sizeBatch(n int) {
 // dispatch handles the n datagrams read, the first placed of them pieces
 // read into place.
 func (d *demux) dispatch(members []*Subscriber, n, placed int, now time.Time) {
-	wall := now.UnixNano()
+	d.wall = now.UnixNano()
 	for i := range d.ms[:n] {
 		m := &d.ms[i]
-		// Reassembly wants to know when each datagram arrived and whether
-		// the kernel dropped any before it (reassembly.Reassembler.Lost).
-		d.arrived = arrival(now, wall, m.Stamp)
+		// Reassembly wants to know when each datagram arrived (see
+		// fragment) and whether the kernel dropped any before it
+		// (reassembly.Reassembler.Lost).
+		d.stamp = m.Stamp
 		d.reasm.Lost(uint64(m.Drops))
 		if i < placed {
 			d.handlePlaced(members, i, now)
@@ -283,7 +285,7 @@ func (d *demux) takersOf(members []*Subscriber, topic []byte) []*Subscriber {
 func (d *demux) fragment(takers []*Subscriber, fr wire.Frame, head int, from netip.AddrPort, now time.Time) {
 	d.stats.fragments.Add(1)
 	d.fragments = true
-	payload, err := d.reasm.Add(from, reassembly.Frame(fr), d.arrived)
+	payload, err := d.reasm.Add(from, reassembly.Frame(fr), arrival(now, d.wall, d.stamp))
 	if payload == nil {
 		if err == nil {
 			d.follow(fr, head, from, false)

@@ -62,13 +62,9 @@ func TestFaultyPath(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer pub.Close()
-				tick := time.NewTicker(gap + 10*time.Millisecond)
-				defer tick.Stop()
-				for _, p := range w.Payloads {
-					if err := pub.PublishRaw("cam", p); err != nil {
-						t.Fatal(err)
-					}
-					<-tick.C
+				send := func(p []byte) error { return pub.PublishRaw("cam", p) }
+				if err := w.Send(send, gap+10*time.Millisecond); err != nil {
+					t.Fatal(err)
 				}
 			})
 		})
@@ -126,11 +122,10 @@ func checkFaultyPath(t *testing.T, f relay.Faults, w *relay.Workload, gap time.D
 	}()
 	publish(in)
 
-	var o relay.Outcome
-	eventually(t, "the relay to see every datagram", func() bool {
-		o, err = w.Outcome(rl.Log(), gap)
-		return err == nil
-	})
+	o, err := rl.Outcome(w, gap, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := rl.Err(); err != nil {
 		t.Fatal(err)
 	}

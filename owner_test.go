@@ -181,6 +181,32 @@ func recv(t *testing.T, ch <-chan int) int {
 	}
 }
 
+// recvInOrder expects 0..n-1 on ch.
+func recvInOrder(t *testing.T, ch <-chan int, n int) {
+	t.Helper()
+	for want := range n {
+		if v := recv(t, ch); v != want {
+			t.Fatalf("got %d, want %d", v, want)
+		}
+	}
+}
+
+// readByConsumer sends v, expects it on got, and checks that the backup
+// read nothing meanwhile: the consumer read it.
+func readByConsumer(t *testing.T, fs *fakeSocket, f *feed, got <-chan int, v int) {
+	t.Helper()
+	synctest.Wait()
+	before := f.stats.backupReads.Load()
+	fs.send("t", v)
+	if g := recv(t, got); g != v {
+		t.Fatalf("got %d, want %d", g, v)
+	}
+	synctest.Wait()
+	if n := f.stats.backupReads.Load(); n != before {
+		t.Errorf("the backup read %d batches for a consumer at the socket", n-before)
+	}
+}
+
 // TestOwnerConsumerReads: a consumer waiting in Next reads the socket
 // itself, and the backup, seeing it wait on an idle socket, parks.
 func TestOwnerConsumerReads(t *testing.T) {
@@ -191,12 +217,7 @@ func TestOwnerConsumerReads(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			got := next(s, context.Background())
-			synctest.Wait()
-			fs.send("t", i)
-			if v := recv(t, got); v != i {
-				t.Fatalf("Next = %d, want %d", v, i)
-			}
+			readByConsumer(t, fs, f, next(s, context.Background()), i)
 		}
 		next(s, context.Background())
 		time.Sleep(look + parkIdle + time.Millisecond)
@@ -244,21 +265,9 @@ func TestOwnerStuckConsumer(t *testing.T) {
 			t.Fatalf("%d datagrams read within two looks, want 6", n)
 		}
 		close(release)
-		for want := range 6 {
-			if v := recv(t, got); v != want {
-				t.Fatalf("callback got %d, want %d", v, want)
-			}
-		}
-		synctest.Wait() // the consumer has asked for the token, and has it
-		before := f.stats.backupReads.Load()
-		fs.send("t", 6)
-		if v := recv(t, got); v != 6 {
-			t.Fatalf("callback got %d, want 6", v)
-		}
-		synctest.Wait()
-		if n := f.stats.backupReads.Load(); n != before {
-			t.Errorf("the backup read %d more batches after the consumer came back", n-before)
-		}
+		recvInOrder(t, got, 6)
+		// The consumer has asked for the token, and has it.
+		readByConsumer(t, fs, f, got, 6)
 		s.Close()
 	})
 }
@@ -282,11 +291,7 @@ func TestOwnerBusyConsumer(t *testing.T) {
 			fs.send("t", i)
 			time.Sleep(6 * time.Millisecond)
 		}
-		for want := range 50 {
-			if v := recv(t, got); v != want {
-				t.Fatalf("callback got %d, want %d", v, want)
-			}
-		}
+		recvInOrder(t, got, 50)
 		if n := f.stats.backupReads.Load(); n != 0 {
 			t.Errorf("the backup read %d batches for a consumer that kept coming back", n)
 		}
@@ -320,17 +325,7 @@ func TestOwnerShared(t *testing.T) {
 		}
 		// With b gone, a reads alone again.
 		b.Close()
-		gotA = next(a, context.Background())
-		synctest.Wait()
-		before := f.stats.backupReads.Load()
-		fs.send("t", 8)
-		if v := recv(t, gotA); v != 8 {
-			t.Fatalf("a got %d, want 8", v)
-		}
-		synctest.Wait()
-		if n := f.stats.backupReads.Load(); n != before {
-			t.Errorf("the backup read %d batches for a sole member waiting", n-before)
-		}
+		readByConsumer(t, fs, f, next(a, context.Background()), 8)
 		a.Close()
 	})
 }
@@ -435,7 +430,7 @@ func (s *fakeSocket) kicked() int {
 // cancel starts no goroutine; one used call after call stays registered.
 func TestOwnerContexts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, fs, _ := fakeFeed(t)
+		c, fs, f := fakeFeed(t)
 		s, err := SubscribeSync(c)
 		if err != nil {
 			t.Fatal(err)
@@ -443,12 +438,7 @@ func TestOwnerContexts(t *testing.T) {
 		defer s.Close()
 		for i := range 5 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			got := next(s, ctx)
-			synctest.Wait()
-			fs.send("t", i)
-			if v := recv(t, got); v != i {
-				t.Fatalf("Next = %d, want %d", v, i)
-			}
+			readByConsumer(t, fs, f, next(s, ctx), i)
 			s.ctxMu.Lock()
 			registered := s.ctxStop != nil
 			s.ctxMu.Unlock()
@@ -476,10 +466,7 @@ func TestOwnerContexts(t *testing.T) {
 		ctx, cancel = context.WithCancel(context.Background())
 		defer cancel()
 		for i := range 3 {
-			got := next(s, ctx)
-			synctest.Wait()
-			fs.send("t", i)
-			recv(t, got)
+			readByConsumer(t, fs, f, next(s, ctx), i)
 		}
 		s.ctxMu.Lock()
 		registered := s.ctxStop != nil

@@ -251,12 +251,14 @@ func (s *Subscriber) interrupt() {
 // to run interrupt, for nothing; one used call after call is registered
 // once, and calling Next with it allocates nothing.
 func (s *Subscriber) settle(done <-chan struct{}) {
-	if done == nil {
+	// Only the consumer writes lastDone: reading it needs no lock, and a
+	// context used again, the loop's case, changes nothing.
+	if done == nil || done == s.lastDone {
 		return
 	}
 	s.ctxMu.Lock()
 	defer s.ctxMu.Unlock()
-	if done == s.ctxDone && done != s.lastDone && s.ctxStop != nil {
+	if done == s.ctxDone && s.ctxStop != nil {
 		s.ctxStop()
 		s.ctxDone, s.ctxStop = nil, nil
 	}

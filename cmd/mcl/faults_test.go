@@ -68,23 +68,12 @@ func TestSubFaultyPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pub.Close()
-			tick := time.NewTicker(gap + 10*time.Millisecond)
-			defer tick.Stop()
-			for _, p := range w.Payloads {
-				if err := pub.PublishRaw("cam", p); err != nil {
-					t.Fatal(err)
-				}
-				<-tick.C
+			if err := w.Send(func(p []byte) error { return pub.PublishRaw("cam", p) }, gap+10*time.Millisecond); err != nil {
+				t.Fatal(err)
 			}
-			var o relay.Outcome
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				if o, err = w.Outcome(rl.Log(), gap); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal(err)
-				}
-				time.Sleep(time.Millisecond)
+			o, err := rl.Outcome(w, gap, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
 			}
 			if err := rl.Err(); err != nil {
 				t.Fatal(err)
@@ -92,9 +81,7 @@ func TestSubFaultyPath(t *testing.T) {
 			// The marker must come more than a gap after the last datagram
 			// the relay sent, held ones included, for the reassembly to
 			// have given up on what is incomplete.
-			for time.Since(rl.LastSent()) <= 2*gap {
-				time.Sleep(time.Millisecond)
-			}
+			rl.WaitQuiet(2 * gap)
 			direct, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(int(out.Port())))
 			if err != nil {
 				t.Fatal(err)

@@ -229,6 +229,33 @@ func (r *Relay) LastSent() time.Time {
 	return r.last
 }
 
+// Outcome waits until the relay has seen and sent on every datagram of w
+// (delayed ones included), then returns what it did to them, for a
+// receiver whose reassembly gap is gap. Errors: the relay still short of
+// that after timeout (Workload.Outcome's error says how short).
+func (r *Relay) Outcome(w *Workload, gap, timeout time.Duration) (Outcome, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		o, err := w.Outcome(r.Log(), gap)
+		if err == nil || time.Now().After(deadline) {
+			return o, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// WaitQuiet returns once the relay has sent nothing for d: a receiver with
+// a reassembly gap under d has given up on what is incomplete.
+func (r *Relay) WaitQuiet(d time.Duration) {
+	for {
+		idle := time.Since(r.LastSent())
+		if idle > d {
+			return
+		}
+		time.Sleep(d - idle + time.Millisecond)
+	}
+}
+
 // Err reports a failure that made the relay lose datagrams it was not told
 // to: a send that failed, a read that failed, or the kernel dropping
 // datagrams on the relay's own socket.

@@ -55,6 +55,22 @@ func WorkloadOf(payloads [][]byte) *Workload {
 	return w
 }
 
+// Send publishes the payloads in order with publish, one every spacing:
+// more than a receiver's reassembly gap, so that every message it gets is
+// told apart from the next by time as well as by order (docs/wire.md).
+// Errors: publish's.
+func (w *Workload) Send(publish func(payload []byte) error, spacing time.Duration) error {
+	tick := time.NewTicker(spacing)
+	defer tick.Stop()
+	for _, p := range w.Payloads {
+		if err := publish(p); err != nil {
+			return err
+		}
+		<-tick.C
+	}
+	return nil
+}
+
 // Datagrams returns the number of datagrams the payloads are sent in.
 func (w *Workload) Datagrams() int {
 	n := 0

@@ -19,28 +19,7 @@ import (
 // never falling, and kept plus dropped is what was sent; and its arrival
 // time, within the time it was being sent.
 func TestReceiverControl(t *testing.T) {
-	n := sandbox.Require(t)
-	ifi, err := net.InterfaceByName(n.Iface)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{
-		Group:      netip.MustParseAddrPort("[ff15::6d63:6c74]:26900"),
-		Interface:  ifi,
-		Hops:       1,
-		Loopback:   true,
-		ReadBuffer: 1, // the kernel's least
-	}
-	r, err := Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	s, err := Dial(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r, s := pair(t, "[ff15::6d63:6c74]:26900", 1) // the kernel's least buffer
 
 	ms := make([]Message, 8)
 	for i := range ms {
@@ -94,6 +73,30 @@ func TestReceiverControl(t *testing.T) {
 	if r.KernelDrops() != uint64(last) {
 		t.Errorf("KernelDrops = %d, want %d", r.KernelDrops(), last)
 	}
+}
+
+// pair opens, in the sandbox network, a Receiver of group on its interface
+// with a receive buffer of readBuffer bytes (0: the kernel's default), and
+// a Sender to it, both closed with the test.
+func pair(t *testing.T, group string, readBuffer int) (*Receiver, *Sender) {
+	t.Helper()
+	n := sandbox.Require(t)
+	ifi, err := net.InterfaceByName(n.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Group: netip.MustParseAddrPort(group), Interface: ifi, Hops: 1, Loopback: true, ReadBuffer: readBuffer}
+	r, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s, err := Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return r, s
 }
 
 // TestParseControl reads control messages laid out by hand, as the kernel
