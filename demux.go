@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/mcl-go/mcl/internal/reassembly"
+	"github.com/mcl-go/mcl/internal/senders"
 	"github.com/mcl-go/mcl/internal/sock"
 	"github.com/mcl-go/mcl/wire"
+	"github.com/mcl-go/mcl/wire/mcl2"
 )
 
 // packetSocket is the socket a demux reads: a *sock.Receiver, or a fake
@@ -33,7 +35,9 @@ type packetSocket interface {
 // it is safe for concurrent use but the counters.
 type demux struct {
 	sock    packetSocket
-	reasm   *reassembly.Reassembler
+	reasm   *reassembly.Reassembler // the seed format's fragments
+	joiner  *reassembly.Joiner      // mcl/2's fragments
+	senders *senders.Table          // mcl/2's senders, by id
 	stats   *feedCounters
 	members *atomic.Pointer[[]*Subscriber] // the feed's, replaced whole as they join and leave
 
@@ -63,8 +67,9 @@ type demux struct {
 // only. A lease that a closed Subscriber held never returns, and the
 // garbage collector takes it.
 type lease struct {
-	buf  []byte
-	refs int
+	buf    []byte
+	refs   int
+	joined bool // buf is the Joiner's, not the Reassembler's or a receive buffer
 }
 
 func newDemux(s packetSocket, limits wire.Limits, members *atomic.Pointer[[]*Subscriber], stats *feedCounters) *demux {
@@ -72,6 +77,8 @@ func newDemux(s packetSocket, limits wire.Limits, members *atomic.Pointer[[]*Sub
 	d := &demux{
 		sock:        s,
 		reasm:       r,
+		joiner:      reassembly.NewJoiner(reassembly.Limits(limits)),
+		senders:     senders.New(0),
 		stats:       stats,
 		members:     members,
 		ms:          make([]sock.Message, batchSize),
@@ -112,6 +119,7 @@ func (d *demux) read(reader *Subscriber, limit time.Time, stop func() error) err
 		d.deadlineOK = false // a kick may have set it in the past
 		if !d.expireAt.IsZero() && !now.Before(d.expireAt) {
 			d.reasm.Expire(now)
+			d.joiner.Expire(now)
 			d.expireAt = time.Time{}
 		}
 	}
@@ -130,7 +138,9 @@ func (d *demux) read(reader *Subscriber, limit time.Time, stop func() error) err
 // nothing more arrives.
 func (d *demux) setDeadline(limit time.Time) {
 	if d.fragments {
-		if pending, _ := d.reasm.Pending(); pending == 0 {
+		pending, _ := d.reasm.Pending()
+		joining, _ := d.joiner.Pending()
+		if pending+joining == 0 {
 			d.expireAt, d.fragments = time.Time{}, false
 		} else if d.expireAt.IsZero() {
 			d.expireAt = time.Now().Add(d.expireEvery)
@@ -227,6 +237,10 @@ func (d *demux) handle(members []*Subscriber, m *sock.Message, now time.Time) {
 	b, from := m.Buf[:m.N], m.Addr
 	d.stats.datagrams.Add(1)
 	d.stats.bytes.Add(uint64(len(b)))
+	if mcl2.Is(b) {
+		d.handle2(members, m, now)
+		return
+	}
 	topic, err := wire.Topic(b)
 	if err != nil {
 		d.stats.malformed.Add(1)
@@ -304,7 +318,18 @@ func (d *demux) fragment(takers []*Subscriber, fr wire.Frame, head int, from net
 // lend queues payload, which lies in buf, to takers without copying it.
 // It reports whether any queue took it.
 func (d *demux) lend(takers []*Subscriber, topic string, payload, buf []byte, from netip.AddrPort, now time.Time) bool {
-	l := d.newLease(buf)
+	return d.lendLease(takers, topic, payload, d.newLease(buf), from, now)
+}
+
+// lendJoined lends a payload the Joiner joined, to which its buffer
+// returns.
+func (d *demux) lendJoined(takers []*Subscriber, topic string, payload []byte, from netip.AddrPort, now time.Time) bool {
+	l := d.newLease(payload)
+	l.joined = true
+	return d.lendLease(takers, topic, payload, l, from, now)
+}
+
+func (d *demux) lendLease(takers []*Subscriber, topic string, payload []byte, l *lease, from netip.AddrPort, now time.Time) bool {
 	for _, s := range takers {
 		if s.q.pushLent(topic, payload, l, from, now) {
 			l.refs++
@@ -359,6 +384,8 @@ func (d *demux) refill(members []*Subscriber) {
 				continue
 			}
 			switch b := l.buf; {
+			case l.joined:
+				d.joiner.Recycle(b)
 			case cap(b) != wire.MaxDatagram:
 				d.reasm.Recycle(b)
 			case len(d.pool) < maxPool:

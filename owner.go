@@ -77,6 +77,7 @@ type feed struct {
 
 type feedCounters struct {
 	datagrams, bytes, malformed, fragments, readErrors, kernelDrops atomic.Uint64
+	unsupported                                                     atomic.Uint64 // mcl/2 datagrams and records of another version or kind
 	placed                                                          atomic.Uint64 // pieces read into place
 	placedFirst                                                     atomic.Uint64 // of them, first pieces (Reassembler.First)
 	backupReads                                                     atomic.Uint64 // batches the backup read, not a consumer

@@ -17,6 +17,19 @@ import (
 
 // Publisher sends messages to a group. It is safe for concurrent use;
 // messages from concurrent calls go out whole, one after the other.
+//
+// In the seed framing (the default), each message goes out in the call
+// that publishes it. In mcl/2 (WithFraming(FramingMCL2)), unless Express,
+// Publish queues the message and a goroutine of the Publisher sends:
+// at once when it is idle, and otherwise, while a send is in flight,
+// messages published meanwhile join the next datagram (flush on idle: no
+// timer ever holds a message back for a datagram to fill). A message
+// waits at most for the datagrams queued before it, at most 64, after
+// which Publish waits for room. Messages too large for one datagram go
+// out in the call, in fragments, after those queued before them. Flush
+// waits until all are sent; Close sends them first. An error of a send
+// that failed after Publish returned is returned by the next Publish,
+// Flush or Close.
 type Publisher struct {
 	conn *Connection
 	s    *sock.Sender
@@ -35,6 +48,11 @@ type Publisher struct {
 
 	done      chan struct{} // closed by Close, to end a wait for the rate
 	closeOnce sync.Once
+
+	framing   Framing
+	express   bool
+	dgramSize int      // mcl/2 datagram size, or 0 for the path's
+	b         *batcher // mcl/2's state; nil in the seed framing
 
 	stats pubCounters
 }
@@ -95,6 +113,16 @@ func NewPublisher(c *Connection, opts ...PublishOption) (*Publisher, error) {
 	}
 	p.s = s
 	p.encr = msgpack.NewEncoder(&p.enc)
+	if p.framing == FramingMCL2 {
+		if p.rate != 0 {
+			s.Close()
+			return nil, fmt.Errorf("%w: Pace with FramingMCL2: not supported yet", ErrBadOption)
+		}
+		if err := p.startBatcher(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -142,6 +170,9 @@ func (p *Publisher) send(topic string, payload []byte) error {
 	if err := wire.CheckTopic(topic); err != nil {
 		p.stats.errors.Add(1)
 		return fmt.Errorf("%w: %d bytes: keep topics under %d bytes", ErrTopicTooLong, len(topic), wire.MaxTopic)
+	}
+	if p.b != nil {
+		return p.publish2(topic, payload)
 	}
 	var err error
 	if wire.Fits(topic, payload) {
@@ -251,14 +282,25 @@ func (p *Publisher) Stats() PublisherStats {
 }
 
 // Close closes the socket; later publishes return ErrClosed, and so does
-// one waiting for its turn at the Pace. It is safe to call more than once.
+// one waiting for its turn at the Pace. A batching mcl/2 Publisher first
+// sends what was published, and returns the error of a send that failed
+// since Publish or Flush last returned one. It is safe to call more than
+// once.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() { close(p.done) })
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return nil
 	}
 	p.closed = true
-	return p.s.Close()
+	p.mu.Unlock()
+	var err error
+	if p.b != nil {
+		err = p.close2() // what was published goes out first
+	}
+	if cerr := p.s.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -1,5 +1,10 @@
 package mcl
 
+import (
+	"net/netip"
+	"time"
+)
+
 // SubscriberStats counts what a Subscriber received and what became of it.
 // Delivered, Filtered, Dropped and Panics are the Subscriber's own; the
 // other counters are those of the socket it shares with the process's
@@ -10,8 +15,11 @@ package mcl
 // not at all: each one of which a fragment arrived is counted once, in
 // Reassembled or in one of Incomplete, Stalled, Overrun, Evicted, Expired
 // and Invalid (docs/wire.md says when the format cannot tell two messages
-// apart). Duplicates of whole messages cannot be recognised in this
-// format, and are delivered.
+// apart). Duplicates of whole messages cannot be recognised in the seed
+// format, and are delivered; in mcl/2 (docs/mcl2.md) every datagram has a
+// sender id and a sequence number, duplicates are dropped, and Lost,
+// Reordered, Repeated, Late and Jumps sum what Subscriber.Senders shows per
+// sender.
 type SubscriberStats struct {
 	Datagrams   uint64 // datagrams read from the socket
 	Bytes       uint64 // bytes in those datagrams
@@ -32,6 +40,13 @@ type SubscriberStats struct {
 	Panics      uint64 // callback panics recovered
 	ReadErrors  uint64 // socket read errors other than Close
 	KernelDrops uint64 // datagrams the kernel dropped: receive buffer full (Linux)
+	Unsupported uint64 // mcl/2 datagrams or records of another version, flag or type, dropped
+	Senders     uint64 // mcl/2 senders tracked now
+	Lost        uint64 // mcl/2 datagrams missing from their senders' sequences
+	Reordered   uint64 // mcl/2 datagrams that came after a later one of their sender
+	Repeated    uint64 // mcl/2 datagrams received before, dropped
+	Late        uint64 // mcl/2 datagrams too far behind to tell new from repeated, dropped
+	Jumps       uint64 // mcl/2 sequence numbers so far off that their sender's tracking restarted
 }
 
 // Counter is one named counter, for display.
@@ -63,6 +78,13 @@ func (s SubscriberStats) Counters() []Counter {
 		{"panics", s.Panics},
 		{"read_errors", s.ReadErrors},
 		{"kernel_drops", s.KernelDrops},
+		{"unsupported", s.Unsupported},
+		{"senders", s.Senders},
+		{"lost", s.Lost},
+		{"reordered", s.Reordered},
+		{"repeated", s.Repeated},
+		{"late", s.Late},
+		{"jumps", s.Jumps},
 	}
 }
 
@@ -75,4 +97,18 @@ func (s PublisherStats) Counters() []Counter {
 		{"bytes", s.Bytes},
 		{"errors", s.Errors},
 	}
+}
+
+// SenderStats is what a Subscriber's socket knows of one mcl/2 sender
+// (docs/mcl2.md): a publisher, by the random id it drew when it opened.
+type SenderStats struct {
+	ID          uint64
+	Addr        netip.AddrPort // where its last delivered datagram came from
+	First, Last time.Time      // when its first and last datagram arrived
+	Datagrams   uint64         // datagrams delivered
+	Lost        uint64         // sequence numbers skipped and not (yet) arrived
+	Reordered   uint64         // datagrams that came after a later one
+	Repeated    uint64         // datagrams received before, dropped
+	Late        uint64         // datagrams too far behind to tell, dropped
+	Jumps       uint64         // times its tracking restarted at a number far off
 }

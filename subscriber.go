@@ -380,6 +380,8 @@ func goroutineID() uint64 {
 func (s *Subscriber) Stats() SubscriberStats {
 	f := s.f
 	r := f.dm.reasm.Stats()
+	r.Add(f.dm.joiner.Stats())
+	t := f.dm.senders.Totals()
 	return SubscriberStats{
 		Datagrams:   f.stats.datagrams.Load(),
 		Bytes:       f.stats.bytes.Load(),
@@ -400,5 +402,29 @@ func (s *Subscriber) Stats() SubscriberStats {
 		Panics:      s.stats.panics.Load(),
 		ReadErrors:  f.stats.readErrors.Load(),
 		KernelDrops: f.stats.kernelDrops.Load(),
+		Unsupported: f.stats.unsupported.Load(),
+		Senders:     uint64(t.Senders),
+		Lost:        t.Lost,
+		Reordered:   t.Reordered,
+		Repeated:    t.Duplicates,
+		Late:        t.Late,
+		Jumps:       t.Jumps,
 	}
+}
+
+// Senders returns what the Subscriber's socket knows of each mcl/2 sender
+// it heard (at most 1024 at a time; those idle longest are forgotten
+// first), sorted by id. Like most of Stats, it is shared by the
+// Subscribers of the socket.
+func (s *Subscriber) Senders() []SenderStats {
+	ss := s.f.dm.senders.Senders(nil)
+	out := make([]SenderStats, len(ss))
+	for i, x := range ss {
+		out[i] = SenderStats{
+			ID: x.ID, Addr: x.Addr, First: x.First, Last: x.Last,
+			Datagrams: x.Datagrams, Lost: x.Lost, Reordered: x.Reordered,
+			Repeated: x.Duplicates, Late: x.Late, Jumps: x.Jumps,
+		}
+	}
+	return out
 }

@@ -112,6 +112,9 @@ type groupFlags struct {
 	topics  []string
 	gap     time.Duration
 	usesRcv bool
+	framing string // the sending commands'
+	express bool
+	dgram   int
 }
 
 func (g *groupFlags) register(c *cobra.Command, receives bool) {
@@ -126,7 +129,36 @@ func (g *groupFlags) register(c *cobra.Command, receives bool) {
 	} else {
 		f.IntVar(&g.hops, "hops", mcl.DefaultHops, "multicast hop limit (IPv4 TTL), 0..255")
 		f.BoolVar(&g.noLoop, "no-loopback", false, "do not deliver to subscribers on this host")
+		f.StringVar(&g.framing, "framing", "seed", "datagram format: seed (the Python library's, every node reads it) or mcl2 (Go nodes only: batching, sequence numbers, datagrams that fit the link; see docs/mcl2.md)")
+		f.BoolVar(&g.express, "express", false, "with --framing mcl2: send each message at once in its own datagram, unbatched")
+		f.IntVar(&g.dgram, "datagram-size", 0, "with --framing mcl2: datagram size in bytes (default: what the interface's MTU carries)")
 	}
+}
+
+// publishOptions returns the options of the sending commands'
+// Publishers. Errors: a usage error for an unknown --framing, or
+// --express or --datagram-size without mcl2.
+func (g *groupFlags) publishOptions() ([]mcl.PublishOption, error) {
+	switch g.framing {
+	case "seed":
+		if g.express || g.dgram != 0 {
+			return nil, usagef("--express and --datagram-size go with --framing mcl2")
+		}
+		return nil, nil
+	case "mcl2", "2":
+		opts := []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}
+		if g.express {
+			opts = append(opts, mcl.Express())
+		}
+		if g.dgram != 0 {
+			if g.dgram < mcl.MinDatagramSize || g.dgram > mcl.MaxDatagramSize {
+				return nil, usagef("--datagram-size %d: use %d..%d", g.dgram, mcl.MinDatagramSize, mcl.MaxDatagramSize)
+			}
+			opts = append(opts, mcl.DatagramSize(g.dgram))
+		}
+		return opts, nil
+	}
+	return nil, usagef("--framing %q: use seed or mcl2", g.framing)
 }
 
 func (g *groupFlags) connection() (*mcl.Connection, error) {

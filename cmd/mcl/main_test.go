@@ -215,6 +215,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--rate", "fast", "--payload", "1"}, "", 2, "not a rate"},
 		{[]string{"sub", "--timeout", "soon"}, "", 2, "invalid argument"},
 		{[]string{"demo", "--duration", "0s"}, "", 2, "--duration"},
+		{[]string{"pub", "--topic", "t", "--framing", "3", "--payload", "1"}, "", 2, `--framing "3"`},
+		{[]string{"pub", "--topic", "t", "--express", "--payload", "1"}, "", 2, "go with --framing mcl2"},
+		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--datagram-size", "99", "--payload", "1"}, "", 2, "--datagram-size 99"},
+		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--rate", "5M", "--payload", "1"}, "", 2, "--rate goes with --framing seed"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
 	} {
 		r := mcl_(context.Background(), tc.in, tc.args...)

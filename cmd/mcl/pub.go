@@ -48,7 +48,7 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
   mcl pub --group 239.192.0.1 --port 26001 --topic can --payload '[1, 2, 3]'
   mcl pub --topic map --rate 20M < big-messages.jsonl`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if !cmd.Flags().Changed("topic") {
 				return usagef("--topic is required (it may be empty: --topic '')")
 			}
@@ -58,7 +58,10 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 			if err := wire.CheckTopic(topic); err != nil {
 				return usagef("--topic: %d bytes: at most %d", len(topic), wire.MaxTopic)
 			}
-			var opts []mcl.PublishOption
+			opts, err := g.publishOptions()
+			if err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("rate") {
 				r, err := parseRate(rate)
 				if err != nil {
@@ -66,6 +69,9 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 				}
 				if r < mcl.MinPace {
 					return usagef("--rate %s: at least %dM: slower, the fragments of a message come so far apart that receivers drop it", rate, mcl.MinPace/1_000_000)
+				}
+				if g.framing != "seed" {
+					return usagef("--rate goes with --framing seed")
 				}
 				opts = append(opts, mcl.Pace(r))
 			}
@@ -78,7 +84,9 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 				return err
 			}
 			defer func() {
-				p.Close()
+				if cerr := p.Close(); cerr != nil && err == nil {
+					err = cerr // a batched send that failed after its Publish
+				}
 				printCounters(cmd.ErrOrStderr(), p.Stats().Counters())
 			}()
 			ctx := cmd.Context()

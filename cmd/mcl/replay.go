@@ -49,6 +49,9 @@ sent and how late the latest was.`,
 			if end > 0 {
 				opts.Filter.End = first.Add(end)
 			}
+			if _, err := g.publishOptions(); err != nil {
+				return err
+			}
 			override := cmd.Flags().Changed("group") || cmd.Flags().Changed("port")
 			pubs := map[netip.AddrPort]*mcl.Publisher{}
 			defer func() {
@@ -72,7 +75,11 @@ sent and how late the latest was.`,
 				if err != nil {
 					return nil, err
 				}
-				p, err := mcl.NewPublisher(conn)
+				popts, err := g.publishOptions()
+				if err != nil {
+					return nil, err
+				}
+				p, err := mcl.NewPublisher(conn, popts...)
 				if err != nil {
 					return nil, err
 				}

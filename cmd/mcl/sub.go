@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,6 +89,7 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 			}
 			s.Close()
 			printCounters(cmd.ErrOrStderr(), s.Stats().Counters())
+			printSenders(cmd.ErrOrStderr(), s.Senders())
 			if count > 0 && got < count && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return &exitError{1, fmt.Errorf("timeout after %s: received %d of %d messages", timeout, got, count)}
 			}
@@ -120,4 +122,13 @@ func appendLine(b, topic []byte, m *mcl.Message, meta bool) ([]byte, error) {
 		b = fmt.Appendf(b, `,"sender":%q,"time":%q`, m.Sender.String(), m.Received.Format(time.RFC3339Nano))
 	}
 	return append(b, "}\n"...), nil
+}
+
+// printSenders writes a line per mcl/2 sender heard: its id, where it
+// sent from, and what became of its datagrams.
+func printSenders(w io.Writer, ss []mcl.SenderStats) {
+	for _, x := range ss {
+		fmt.Fprintf(w, "sender %016x from %s datagrams %d lost %d reordered %d repeated %d late %d jumps %d\n",
+			x.ID, x.Addr, x.Datagrams, x.Lost, x.Reordered, x.Repeated, x.Late, x.Jumps)
+	}
 }

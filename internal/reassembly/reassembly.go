@@ -69,6 +69,19 @@ type Stats struct {
 	Rejected   uint64
 }
 
+// Add adds o's counts to s's.
+func (s *Stats) Add(o Stats) {
+	s.Completed += o.Completed
+	s.Duplicates += o.Duplicates
+	s.Incomplete += o.Incomplete
+	s.Stalled += o.Stalled
+	s.Overrun += o.Overrun
+	s.Evicted += o.Evicted
+	s.Expired += o.Expired
+	s.Invalid += o.Invalid
+	s.Rejected += o.Rejected
+}
+
 // Dropped returns the number of messages dropped, for whatever reason:
 // the sum of the counters of dropped messages.
 func (s Stats) Dropped() uint64 {

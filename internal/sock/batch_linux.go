@@ -128,23 +128,26 @@ func (b *batch) read(ms []Message) (int, error) {
 		m := &ms[i]
 		m.N = int(h.Len)
 		m.Addr = addrPort(&b.names[i])
-		m.Drops, m.Stamp = parseControl(b.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
+		m.Drops, m.Stamp, m.Segment = parseControl(b.oob[i*oobSize : i*oobSize+int(h.Hdr.Controllen)])
 	}
 	return b.n, nil
 }
 
 // parseControl reads the control messages of one datagram: the socket's
 // drop counter when it was queued (SO_RXQ_OVFL, sent only once it is not
-// zero) and its arrival time (SO_TIMESTAMPNS_NEW), 0 for what is missing.
+// zero), its arrival time (SO_TIMESTAMPNS_NEW) and, for datagrams the
+// kernel coalesced, their size (UDP_GRO), 0 for what is missing.
 // x/sys's ParseOneSocketControlMessage knows each architecture's cmsghdr
 // and does not allocate (ParseSocketControlMessage does).
-func parseControl(oob []byte) (drops uint32, stamp int64) {
+func parseControl(oob []byte) (drops uint32, stamp int64, segment int) {
 	for len(oob) > 0 {
 		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
 		if err != nil {
 			break
 		}
 		switch {
+		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4:
+			segment = int(int32(binary.NativeEndian.Uint32(data))) // an int
 		case h.Level != unix.SOL_SOCKET:
 		case h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
 			drops = binary.NativeEndian.Uint32(data)
@@ -156,7 +159,7 @@ func parseControl(oob []byte) (drops uint32, stamp int64) {
 		}
 		oob = rest
 	}
-	return drops, stamp
+	return drops, stamp, segment
 }
 
 // write sends datagram i as heads[i] followed by bodies[i] (bodies may be

@@ -21,7 +21,7 @@ func (b *batch) read(ms []Message) (int, error) {
 		body := copy(m.Body, m.Buf[m.Head:n])
 		copy(m.Buf[m.Head:], m.Buf[m.Head+body:n])
 	}
-	m.Drops, m.Stamp = 0, 0
+	m.Drops, m.Stamp, m.Segment = 0, 0, 0
 	return 1, nil
 }
 

@@ -124,7 +124,7 @@ func TestParseControl(t *testing.T) {
 		{"other level first", append(cmsg(unix.IPPROTO_IPV6, unix.SO_RXQ_OVFL, drops), cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, ts)...), 0, 3e9 + 4},
 		{"truncated", both[:len(both)-8], 42, 0},
 	} {
-		d, s := parseControl(tc.oob)
+		d, s, _ := parseControl(tc.oob)
 		if d != tc.drops || s != tc.stamp {
 			t.Errorf("%s: parseControl = %d, %d; want %d, %d", tc.name, d, s, tc.drops, tc.stamp)
 		}

@@ -14,7 +14,8 @@ type Sender struct {
 	conn  *net.UDPConn
 	io    *batch
 	local netip.AddrPort
-	one   []byte // WriteOne's datagram, copied together (see Buffer)
+	one   []byte    // WriteOne's datagram, copied together (see Buffer)
+	seg   segmenter // WriteSegments' state and MaxDatagram (gso_*.go)
 }
 
 // Dial opens a Sender to cfg.Group with cfg's hops, loopback and
@@ -37,7 +38,9 @@ func Dial(cfg Config) (*Sender, error) {
 		udp.Close()
 		return nil, err
 	}
-	return &Sender{conn: udp, io: io, local: udpAddrPort(c.LocalAddr())}, nil
+	s := &Sender{conn: udp, io: io, local: udpAddrPort(c.LocalAddr())}
+	s.seg.init(io, cfg)
+	return s, nil
 }
 
 // LocalAddr is the address and port datagrams are sent from: what

@@ -18,7 +18,9 @@
 // written against golang.org/x/sys/unix so that a batch allocates nothing
 // (see batch_linux.go), one datagram a call elsewhere. Reads may scatter a
 // datagram, so that its content lands straight where the caller wants it
-// (Message.Body). Sends steer clear of addresses that make the kernel's
+// (Message.Body). Runs of datagrams of one size go out many a system call
+// with UDP segmentation offload, and may come in coalesced (see gso.go).
+// Sends steer clear of addresses that make the kernel's
 // copy slow on AMD Zen processors (see align.go and Buffer).
 package sock
 
@@ -37,6 +39,14 @@ type Config struct {
 	Loopback    bool           // deliver sent datagrams to receivers on this host
 	ReadBuffer  int            // SO_RCVBUF to request; 0 keeps the kernel default
 	WriteBuffer int            // SO_SNDBUF to request; 0 keeps the kernel default
+	// GRO lets a Receiver's kernel hand over several datagrams of one
+	// sender, all of one size but the last, as one buffer (Linux 5.0 UDP_GRO;
+	// ignored elsewhere and where the kernel lacks it): fewer, larger reads.
+	// Such a read sets Message.Segment; range over Message.Datagrams to
+	// take it apart. A coalesced buffer is scattered across Buf and Body
+	// like one datagram, so Body no longer holds one datagram's body:
+	// combine GRO with Body only when reading through Datagrams.
+	GRO bool
 }
 
 // Message is one datagram of a batch. The caller provides Buf, 65536
@@ -63,6 +73,11 @@ type Message struct {
 	// epoch by the kernel's clock (Linux SO_TIMESTAMPNS_NEW), or 0 when
 	// the kernel does not say.
 	Stamp int64
+	// Segment is 0 when the read holds one datagram. Otherwise (Config.GRO)
+	// the kernel coalesced datagrams of one sender: the N bytes read are
+	// datagrams of Segment bytes each, the last possibly shorter, and Addr,
+	// Drops and Stamp are the first one's. Datagrams yields them.
+	Segment int
 }
 
 // Datagram returns the datagram read into m as one slice of Buf, first

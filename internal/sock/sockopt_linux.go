@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// oobSize holds a datagram's control messages: SO_RXQ_OVFL (4 bytes of
-// data) and SO_TIMESTAMPNS_NEW (16), each after its header, aligned, on
-// any architecture.
-const oobSize = 64
+// oobSize holds a datagram's control messages: UDP_GRO (4 bytes of data,
+// with Config.GRO), SO_RXQ_OVFL (4) and SO_TIMESTAMPNS_NEW (16), each
+// after its header, aligned: 80 bytes with 64-bit headers, 60 with 32-bit.
+const oobSize = 96
 
 func setupReceiver(fd uintptr, cfg Config) error {
 	s := int(fd)
@@ -40,6 +40,7 @@ func setupReceiver(fd uintptr, cfg Config) error {
 	// goes on without.
 	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
 	_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1)
+	setupGRO(s, cfg)
 	if cfg.Interface != nil {
 		// IPv6 delivers a group's datagrams to every socket that joined it,
 		// whatever the interface; binding to the device keeps a receiver to
