@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -368,7 +369,7 @@ func TestWriteSegments(t *testing.T) {
 
 func testWriteSegments(t *testing.T, group netip.AddrPort, gso bool) {
 	n := sandbox.Require(t)
-	r, s := pair(t, group.String(), 8<<20)
+	r, s := pair(t, group.String(), 0)
 	if want := n.MTU - 28; group.Addr().Is6() {
 		want = n.MTU - 48
 		if s.MaxDatagram() != want {
@@ -556,17 +557,19 @@ func TestGRO(t *testing.T) {
 // GSO and without. "send" sends as fast as WriteSegments returns, the
 // receiver reading what it can (%received says how much); "delivered"
 // waits after each MB until the receiver has read it all, so it measures
-// what gets through; "GRO" is "send" to a receiver with Config.GRO.
+// what gets through; "+GRO" has the receiver take coalesced reads
+// (Config.GRO).
 func BenchmarkWriteSegments(b *testing.B) {
 	for _, group := range []string{"239.192.0.81:26916", "[ff15::6d63:6c77]:26917"} {
-		for _, mode := range []string{"send", "delivered", "GRO"} {
+		for _, mode := range []string{"send", "delivered", "send+GRO", "delivered+GRO"} {
 			for _, gso := range []bool{true, false} {
 				name := "fallback"
 				if gso {
 					name = "GSO"
 				}
 				b.Run(fmt.Sprintf("%s/%s/%s", group, mode, name), func(b *testing.B) {
-					benchWriteSegments(b, netip.MustParseAddrPort(group), gso, mode == "delivered", mode == "GRO")
+					wait, gro := strings.CutSuffix(mode, "+GRO")
+					benchWriteSegments(b, netip.MustParseAddrPort(group), gso, wait == "delivered", gro)
 				})
 			}
 		}

@@ -1,0 +1,76 @@
+package mcl_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mcl-go/mcl"
+)
+
+// BenchmarkMCL2Flood publishes 64-byte messages flat out from one
+// goroutine to a subscriber in the same process, batched in mcl/2 and,
+// for comparison, in the seed framing; it reports messages received per
+// second and the share lost (mcl bench has the rows against a baseline).
+func BenchmarkMCL2Flood(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []mcl.PublishOption
+	}{
+		{"seed", nil},
+		{"mcl2", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}},
+		{"mcl2-1452", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := mcl.NewConnection("ff15::7799", mcl.Port(int(nextPort.Add(1))), mcl.ReadBuffer(16<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := mcl.SubscribeSync(c, mcl.QueueLimits(1<<20, 1<<30))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			p, err := mcl.NewPublisher(c, tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			payload := binOf(1, 59) // 64 bytes of msgpack
+			got := make(chan int, 1)
+			go func() {
+				n := 0
+				for {
+					m, err := s.Next(context.Background())
+					if err != nil || m.Topic == "end" {
+						break
+					}
+					n++
+				}
+				got <- n
+			}()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if err := p.PublishRaw("bench", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p.PublishRaw("end", payload)
+			p.Flush()
+			var n int
+			select {
+			case n = <-got:
+			case <-time.After(2 * time.Second): // the end was lost
+				s.Close()
+				n = <-got
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "recv/s")
+			b.ReportMetric(100*float64(b.N-n)/float64(b.N), "%lost")
+			st := s.Stats()
+			b.Logf("publisher %+v; subscriber: datagrams %d, lost %d, kernel drops %d, dropped %d", p.Stats(), st.Datagrams, st.Lost, st.KernelDrops, st.Dropped)
+		})
+	}
+}
