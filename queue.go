@@ -191,18 +191,23 @@ func (q *queue) pop(m *Message) bool {
 	}
 	s := &q.slots[q.head]
 	// The consumer's previous buffer goes back where it came from: to the
-	// feed, or to the spares that queued copies are made into.
-	switch c := cap(m.Payload); {
-	case q.lent != nil:
+	// feed, or to the slot it is leaving, which a later copy is made
+	// into. Not to the spares alone: a burst longer than they hold (a
+	// datagram of mcl/2 carries hundreds of messages) would allocate a
+	// buffer per message beyond them, every burst.
+	old := m.Payload
+	if q.lent != nil {
 		q.giveBack(q.lent)
-	case c > 0 && c <= keepBuffer && len(q.spares) < maxSpares:
-		q.spares = append(q.spares, m.Payload[:0])
+		old = nil
 	}
 	side := q.side[q.head]
 	q.side[q.head] = slotSide{}
 	q.lent = side.base
 	*m = *s
 	*s = Message{}
+	if c := cap(old); c > 0 && c <= keepBuffer {
+		s.Payload = old[:0]
+	}
 	q.bytes -= side.charge
 	q.head = (q.head + 1) % len(q.slots)
 	if q.n--; q.n == 0 {

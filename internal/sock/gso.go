@@ -52,7 +52,7 @@ func (s *Sender) GSO() bool { return s.seg.gso() }
 // the bytes: the pieces of iov need not line up with datagrams (typically
 // they alternate header, payload piece, header, ...; empty pieces are
 // skipped). With GSO (see GSO) one sendmsg carries as many datagrams as
-// the kernel takes in one (up to 64, or 128 on kernels since 2024, and
+// the kernel takes in one (up to 64, or 128 on kernels since late 2024, and
 // up to 65535 bytes of UDP); otherwise sendmmsg sends one datagram a
 // message. A segment larger than MaxDatagram is sent without GSO, and
 // fragmented by IP. A datagram made of more than 1024 pieces (UIO_MAXIOV)

@@ -14,9 +14,10 @@ const (
 	// most messages one sendmmsg sends).
 	maxIov = 1024
 	// gsoSegs is UDP_MAX_SEGMENTS, the most datagrams the kernel cuts one
-	// send into: 128 since Linux 6.9 (and the 2024 stable kernels), 64
-	// before. The kernel does not tell; a send of more than 64 that it
-	// refuses (EINVAL, before anything is sent) tells it is 64.
+	// send into: 128 in kernels since late 2024 (commit 1382e3b6a350,
+	// backported to the stable series), 64 before. The kernel does not
+	// tell; a send of more than 64 that it refuses (EINVAL, before
+	// anything is sent) tells it is 64.
 	gsoSegs    = 128
 	oldGSOSegs = 64
 )

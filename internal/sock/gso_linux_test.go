@@ -317,7 +317,7 @@ func readSegments(t *testing.T, r *Receiver, s *Sender, want [][]byte, what stri
 	for i := range ms {
 		ms[i].Buf = make([]byte, 65536)
 	}
-	got := 0
+	got, drops := 0, r.KernelDrops()
 	for deadline := 5 * time.Second; ; {
 		r.SetReadDeadline(time.Now().Add(deadline))
 		n, err := r.ReadBatch(ms)
@@ -329,6 +329,11 @@ func readSegments(t *testing.T, r *Receiver, s *Sender, want [][]byte, what stri
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+		if d := r.KernelDrops(); d != drops {
+			// The tests send up to 1 MB at once, and read it afterwards.
+			t.Fatalf("%s: the kernel dropped %d datagrams: a receive buffer of %d bytes was granted; raise net.core.rmem_max to 4 MB",
+				what, d-drops, r.ReadBufferSize())
 		}
 		for _, m := range ms[:n] {
 			if m.Addr != s.LocalAddr() {
@@ -369,7 +374,7 @@ func TestWriteSegments(t *testing.T) {
 
 func testWriteSegments(t *testing.T, group netip.AddrPort, gso bool) {
 	n := sandbox.Require(t)
-	r, s := pair(t, group.String(), 0)
+	r, s := pair(t, group.String(), 8<<20)
 	if want := n.MTU - 28; group.Addr().Is6() {
 		want = n.MTU - 48
 		if s.MaxDatagram() != want {
