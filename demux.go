@@ -231,14 +231,29 @@ func arrival(now time.Time, wall, stamp int64) time.Time {
 	return now.Add(-time.Duration(min(max(wall-stamp, 0), int64(5*time.Second))))
 }
 
-// handle filters, decodes and queues one datagram, read into m.Buf. It
-// leaves m.Buf nil when a queue took the buffer, for refill.
+// handle filters, decodes and queues the datagrams read into m.Buf: one,
+// or several of one sender that the kernel coalesced (GRO, see
+// sock.Config), each handled on its own. It leaves m.Buf nil when a queue
+// took the buffer, for refill.
 func (d *demux) handle(members []*Subscriber, m *sock.Message, now time.Time) {
-	b, from := m.Buf[:m.N], m.Addr
+	if m.Segment > 0 && m.N > m.Segment {
+		// Several datagrams in one buffer: none may lend it.
+		for b := range m.Datagrams {
+			d.handleOne(members, m, b, false, now)
+		}
+		return
+	}
+	d.handleOne(members, m, m.Buf[:m.N], true, now)
+}
+
+// handleOne handles datagram b, read into m.Buf; a large payload may stay
+// there, the buffer lent to the queues, if mayLend.
+func (d *demux) handleOne(members []*Subscriber, m *sock.Message, b []byte, mayLend bool, now time.Time) {
+	from := m.Addr
 	d.stats.datagrams.Add(1)
 	d.stats.bytes.Add(uint64(len(b)))
 	if mcl2.Is(b) {
-		d.handle2(members, m, now)
+		d.handle2(members, b, from, now)
 		return
 	}
 	topic, err := wire.Topic(b)
@@ -263,7 +278,7 @@ func (d *demux) handle(members []*Subscriber, m *sock.Message, now time.Time) {
 	t := d.intern(topic)
 	// A large payload stays in the receive buffer, which goes to the
 	// queues with it; copying is cheaper for small ones.
-	if len(fr.Payload) < lendMin {
+	if len(fr.Payload) < lendMin || !mayLend {
 		for _, s := range takers {
 			if s.q.push(t, fr.Payload, from, now) {
 				d.gave(s)

@@ -9,16 +9,15 @@ import (
 
 	"github.com/mcl-go/mcl/internal/reassembly"
 	"github.com/mcl-go/mcl/internal/senders"
-	"github.com/mcl-go/mcl/internal/sock"
 	"github.com/mcl-go/mcl/wire/mcl2"
 )
 
-// handle2 handles an mcl/2 datagram (docs/mcl2.md), read into m.Buf:
-// the sender's sequence number first, so that duplicates go no further,
-// then each record in turn. Payloads are copied to the queues, so the
-// receive buffer stays the demux's.
-func (d *demux) handle2(members []*Subscriber, m *sock.Message, now time.Time) {
-	h, records, err := mcl2.ParseHeader(m.Buf[:m.N])
+// handle2 handles an mcl/2 datagram (docs/mcl2.md) from from: the
+// sender's sequence number first, so that duplicates go no further, then
+// each record in turn. Payloads are copied to the queues, so the receive
+// buffer stays the demux's.
+func (d *demux) handle2(members []*Subscriber, b []byte, from netip.AddrPort, now time.Time) {
+	h, records, err := mcl2.ParseHeader(b)
 	if err != nil {
 		if errors.Is(err, mcl2.ErrUnsupported) {
 			d.stats.unsupported.Add(1)
@@ -27,7 +26,7 @@ func (d *demux) handle2(members []*Subscriber, m *sock.Message, now time.Time) {
 		}
 		return
 	}
-	switch d.senders.Observe(h.Sender, h.Seq, m.Addr, now) {
+	switch d.senders.Observe(h.Sender, h.Seq, from, now) {
 	case senders.Duplicate, senders.Late:
 		return
 	}
@@ -47,7 +46,7 @@ func (d *demux) handle2(members []*Subscriber, m *sock.Message, now time.Time) {
 			continue
 		}
 		if r.IsFragment() {
-			d.piece(takers, h.Sender, &r, m.Addr, now)
+			d.piece(takers, h.Sender, &r, from, now)
 			continue
 		}
 		if rest, err := msgp.Skip(r.Payload); err != nil || len(rest) != 0 {
@@ -57,7 +56,7 @@ func (d *demux) handle2(members []*Subscriber, m *sock.Message, now time.Time) {
 		d.stream.on = false
 		t := d.intern(r.Topic)
 		for _, s := range takers {
-			if s.q.push(t, r.Payload, m.Addr, now) {
+			if s.q.push(t, r.Payload, from, now) {
 				d.gave(s)
 			}
 		}

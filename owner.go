@@ -124,7 +124,11 @@ func join(s *Subscriber, limits wire.Limits) (*feed, error) {
 	defer feeds.Unlock()
 	f := feeds.m[key]
 	if f == nil {
-		r, err := sock.Listen(c.sockConfig())
+		cfg := c.sockConfig()
+		// mcl/2 senders send runs of datagrams with UDP GSO; with GRO the
+		// kernel hands a run over in one buffer (see demux.handle).
+		cfg.GRO = true
+		r, err := sock.Listen(cfg)
 		if err != nil {
 			return nil, err
 		}

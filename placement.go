@@ -111,7 +111,7 @@ func (d *demux) unplan(n int) int {
 // starts the cooldown.
 func (d *demux) inPlace(i int) bool {
 	st, m := &d.stream, &d.ms[i]
-	if m.N < m.Head {
+	if m.N < m.Head || m.Segment > 0 { // coalesced datagrams: see handle
 		return false
 	}
 	h, err := wire.DecodeFragmentHeader(m.Buf[:m.Head])

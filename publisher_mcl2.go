@@ -112,10 +112,8 @@ type batcher struct {
 	stopped chan struct{} // closed when the sender goroutine ends
 
 	sending [][]byte // the sender's, outside the lock
-	heads   []byte   // fragment headers, back to back
-	ends    []int
-	frames  [][]byte
-	pieces  [][]byte
+	heads   []byte   // fragment headers, back to back, each as long
+	iov     [][]byte // headers and pieces, taking turns
 }
 
 // startBatcher sets an mcl/2 Publisher up, and starts its sender
@@ -304,28 +302,34 @@ func (p *Publisher) sendLarge(topic string, payload []byte) error {
 	}
 	id := b.msgID
 	b.msgID++
-	b.heads, b.ends, b.pieces = b.heads[:0], b.ends[:0], b.pieces[:0]
+	// Every datagram but the last is a header of one length and a piece
+	// of one length: one run of segments for UDP GSO, written from the
+	// payload where it lies, headers and pieces taking turns.
+	b.heads, b.iov = b.heads[:0], b.iov[:0]
+	segment := 0
 	for i := range n {
 		off, l, _ := mcl2.Piece(len(payload), n, i)
+		start := len(b.heads)
 		b.heads = mcl2.AppendHeader(b.heads, b.id, b.seq)
 		b.seq++
 		b.heads = mcl2.AppendFragmentHeader(b.heads, topic, id, i, n, len(payload), l)
-		b.ends = append(b.ends, len(b.heads))
-		b.pieces = append(b.pieces, payload[off:off+l])
+		if i == 0 {
+			segment = len(b.heads) - start + l
+		}
+		b.iov = append(b.iov, b.heads[start:], payload[off:off+l])
 	}
-	b.frames = b.frames[:0]
-	start := 0
-	for _, end := range b.ends {
-		b.frames = append(b.frames, b.heads[start:end:end])
-		start = end
+	// b.heads may have moved as it grew: cut the headers again.
+	hl := len(b.heads) / n
+	for i := range n {
+		b.iov[2*i] = b.heads[i*hl : (i+1)*hl : (i+1)*hl]
 	}
 	b.busy = true
 	p.mu.Unlock()
-	err := p.s.WriteGather(b.frames, b.pieces)
+	err := p.s.WriteSegments(b.iov, segment)
 	p.mu.Lock()
 	b.busy = false
 	b.idle.Broadcast()
-	clear(b.pieces) // the caller's payload is not ours to keep
+	clear(b.iov) // the caller's payload is not ours to keep
 	p.count(err, n, len(b.heads)+len(payload))
 	if err != nil {
 		return fmt.Errorf("mcl: publish on %s: %w", p.conn, err)

@@ -39,7 +39,7 @@ type SubscriberStats struct {
 	Dropped     uint64 // messages dropped because the queue was full (slow consumer)
 	Panics      uint64 // callback panics recovered
 	ReadErrors  uint64 // socket read errors other than Close
-	KernelDrops uint64 // datagrams the kernel dropped: receive buffer full (Linux)
+	KernelDrops uint64 // datagrams the kernel dropped, receive buffer full (Linux): a run of mcl/2 datagrams it had coalesced (GRO) counts once
 	Unsupported uint64 // mcl/2 datagrams or records of another version, flag or type, dropped
 	Senders     uint64 // mcl/2 senders tracked now
 	Lost        uint64 // mcl/2 datagrams missing from their senders' sequences

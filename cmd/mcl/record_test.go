@@ -52,15 +52,28 @@ func payloads(n int) [][]byte {
 }
 
 // TestRecordReplayRoundTrip: live network -> mcl record -> mcl replay ->
-// subscriber, every message byte-exact and in order.
+// subscriber, every message byte-exact and in order: published in the
+// seed framing or in mcl/2, and replayed in either.
 func TestRecordReplayRoundTrip(t *testing.T) {
+	for _, tc := range []struct{ live, replay string }{{"seed", "seed"}, {"mcl2", "mcl2"}, {"mcl2", "seed"}} {
+		t.Run(tc.live+"-to-"+tc.replay, func(t *testing.T) {
+			testRecordReplay(t, tc.live, tc.replay)
+		})
+	}
+}
+
+func testRecordReplay(t *testing.T, liveFraming, replayFraming string) {
 	sandbox.Require(t)
 	live, out := int(nextPort.Add(1)), int(nextPort.Add(1))
 	file := filepath.Join(t.TempDir(), "trip.mcap")
 	ps := payloads(40)
 
 	done := startCommand(t, "record", "--port", strconv.Itoa(live), "-o", file, "--count", strconv.Itoa(len(ps)), "--duration", "30s")
-	pub := publisherOn(t, mcl.DefaultGroup, live)
+	var opts []mcl.PublishOption
+	if liveFraming == "mcl2" {
+		opts = append(opts, mcl.WithFraming(mcl.FramingMCL2))
+	}
+	pub := publisherOn(t, mcl.DefaultGroup, live, opts...)
 	for i, p := range ps {
 		if err := pub.PublishRaw("t"+strconv.Itoa(i%3), p); err != nil {
 			t.Fatal(err)
@@ -82,7 +95,7 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if r := mcl_(context.Background(), "", "replay", file, "--port", strconv.Itoa(out), "--speed", "4"); r.code != 0 {
+	if r := mcl_(context.Background(), "", "replay", file, "--port", strconv.Itoa(out), "--speed", "4", "--framing", replayFraming); r.code != 0 {
 		t.Fatalf("replay: %+v", r)
 	}
 	for i, p := range ps {
@@ -94,6 +107,9 @@ func TestRecordReplayRoundTrip(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("replay delivered %d of %d messages", i, len(ps))
 		}
+	}
+	if st := sub.Stats(); (st.Senders == 1) != (replayFraming == "mcl2") || st.Lost != 0 {
+		t.Fatalf("replayed in %s: subscriber stats %+v", replayFraming, st)
 	}
 	mcapcheck.Validate(t, file)
 }
@@ -323,13 +339,13 @@ func TestRecordSeveralGroups(t *testing.T) {
 }
 
 // publisherOn returns a publisher to group and port, closed with the test.
-func publisherOn(t *testing.T, group string, port int) *mcl.Publisher {
+func publisherOn(t *testing.T, group string, port int, opts ...mcl.PublishOption) *mcl.Publisher {
 	t.Helper()
 	conn, err := mcl.NewConnection(group, mcl.Port(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := mcl.NewPublisher(conn)
+	pub, err := mcl.NewPublisher(conn, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
