@@ -14,3 +14,7 @@ func BackupReads(s *Subscriber) uint64 { return s.f.stats.backupReads.Load() }
 
 // Parked reports whether the backup goroutine of s's feed is parked.
 func Parked(s *Subscriber) bool { return s.f.parked.Load() }
+
+// JoinerPending reports the mcl/2 messages being joined on s's socket, and
+// the bytes reserved for them.
+func JoinerPending(s *Subscriber) (messages, bytes int) { return s.f.dm.joiner.Pending() }

@@ -74,3 +74,71 @@ func BenchmarkMCL2Flood(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLarge sends 1 MB messages, four in flight at most (credits
+// from the subscriber), in the seed framing and in mcl/2 with datagrams
+// of 65 KB and of 1452 bytes (GSO and GRO where the kernel offers them).
+func BenchmarkLarge(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []mcl.PublishOption
+	}{
+		{"seed", nil},
+		{"mcl2", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}},
+		{"mcl2-1452", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := mcl.NewConnection("ff15::7798", mcl.Port(int(nextPort.Add(1))), mcl.ReadBuffer(16<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := mcl.SubscribeSync(c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			p, err := mcl.NewPublisher(c, tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			payload := binOf(1, 1_000_000)
+			credits := make(chan struct{}, 4)
+			for range cap(credits) {
+				credits <- struct{}{}
+			}
+			got := make(chan int, 1)
+			go func() {
+				n := 0
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					_, err := s.Next(ctx)
+					cancel()
+					if err != nil {
+						break
+					}
+					n++
+					credits <- struct{}{}
+				}
+				got <- n
+			}()
+			b.SetBytes(int64(len(payload)))
+			b.ResetTimer()
+			for range b.N {
+				select {
+				case <-credits:
+				case <-time.After(time.Second): // one was lost: go on
+				}
+				if err := p.PublishRaw("big", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			s.Close()
+			n := <-got
+			st := s.Stats()
+			b.ReportMetric(100*float64(b.N-n)/float64(b.N), "%lost")
+			b.Logf("delivered %d of %d; kernel drops %d, lost %d, stalled %d", n, b.N, st.KernelDrops, st.Lost, st.Stalled)
+		})
+	}
+}

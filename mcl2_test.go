@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/mcl-go/mcl/internal/netfault"
 	"github.com/mcl-go/mcl/internal/relay"
 	"github.com/mcl-go/mcl/sandbox"
+	"github.com/mcl-go/mcl/wire/mcl2"
 )
 
 func publisher2(t *testing.T, c *mcl.Connection, opts ...mcl.PublishOption) *mcl.Publisher {
@@ -396,4 +398,95 @@ func countFates(l relay.Log, f relay.Fate) int {
 		}
 	}
 	return n
+}
+
+// TestMCL2Hostile sends a subscriber crafted mcl/2 datagrams: truncated,
+// lying about lengths, of unknown versions, flags and record types,
+// claiming huge messages, from thousands of sender ids, with sequence
+// numbers that jump. Each is counted and dropped, memory stays within
+// the bounds, and a genuine publisher's messages still arrive.
+func TestMCL2Hostile(t *testing.T) {
+	c := conn(t, "ff15::7707", mcl.ReadBuffer(16<<20))
+	s := syncSubscriber(t, c, mcl.QueueLimits(1<<20, 1<<30))
+	raw, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(c.Group()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	send := func(d []byte) {
+		if _, err := raw.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg := mcl2.AppendMessage(nil, "t", []byte{0x01})
+	sent := 0
+	// Malformed and unsupported.
+	bad := [][]byte{
+		{mcl2.Magic},
+		mcl2.AppendHeader(nil, 9, 0),
+		append(mcl2.AppendHeader(nil, 9, 1), 0x01, 0xff, 0xff, 0xff, 0xff, 0x00),
+		append(mcl2.AppendHeader(nil, 9, 2), mcl2.AppendMessage(nil, "t", nil)...),
+		append(mcl2.AppendHeader(nil, 9, 3), mcl2.AppendMessage(nil, "t", []byte{0xc4, 0x09})...), // not one value
+	}
+	unsupported := [][]byte{
+		append([]byte{mcl2.Magic, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 4}, msg...),
+		append([]byte{mcl2.Magic, 2, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5}, msg...),
+		append(mcl2.AppendHeader(nil, 9, 6), 0x7f, 0, 0, 0, 0),
+	}
+	for _, d := range append(bad, unsupported...) {
+		send(d)
+		sent++
+	}
+	// Thousands of senders, each claiming a 60 MiB message.
+	for id := uint64(100); id < 3100; id++ {
+		d := mcl2.AppendHeader(nil, id, 0)
+		d = append(mcl2.AppendFragmentHeader(d, "t", id, 0, 44939, 60<<20, 1400), make([]byte, 1400)...)
+		send(d)
+		sent++
+		if id%500 == 0 { // let the subscriber keep up, so the kernel drops nothing
+			eventually(t, "the subscriber to read what was sent", func() bool { return s.Stats().Datagrams == uint64(sent) })
+		}
+	}
+	// A sender whose numbers jump by 2^40 and back.
+	for _, seq := range []uint64{0, 1, 1 << 40, 2, 3} {
+		send(append(mcl2.AppendHeader(nil, 7, seq), msg...))
+		sent++
+	}
+	eventually(t, "the subscriber to read what was sent", func() bool { return s.Stats().Datagrams == uint64(sent) })
+	st := s.Stats()
+	if st.Malformed != uint64(len(bad)) || st.Unsupported != uint64(len(unsupported)) {
+		t.Errorf("malformed %d, unsupported %d; want %d and %d", st.Malformed, st.Unsupported, len(bad), len(unsupported))
+	}
+	if st.Senders > 1024 || len(s.Senders()) > 1024 {
+		t.Errorf("%d senders tracked, %d listed: over the bound of 1024", st.Senders, len(s.Senders()))
+	}
+	if m, b := mcl.JoinerPending(s); m > 64 || b > 64<<20 {
+		t.Errorf("joining %d messages in %d bytes: over the bounds", m, b)
+	}
+	// Sender 9's numbers 4 and 5 were of another version and flags,
+	// dropped before their numbers were read: lost, as far as tracking
+	// can tell. Sender 7's jumps cost no losses.
+	if st.Jumps != 2 || st.Lost != 2 {
+		t.Errorf("jumps %d, lost %d; want 2 and 2", st.Jumps, st.Lost)
+	}
+	if st.Evicted == 0 {
+		t.Errorf("3000 messages of 60 MiB began, none evicted: %+v", st)
+	}
+	// Five messages on topic "t" from sender 7 were delivered; a genuine
+	// publisher still gets through.
+	nextPayloads := func(n int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for range n {
+			if _, err := s.Next(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nextPayloads(5)
+	p := publisher2(t, c)
+	if err := p.Publish("t", 42); err != nil {
+		t.Fatal(err)
+	}
+	nextInts(t, s, 42)
 }

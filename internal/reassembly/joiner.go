@@ -1,6 +1,7 @@
 package reassembly
 
 import (
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -173,31 +174,39 @@ func (j *Joiner) start(k key, p Piece, now time.Time) *joining {
 }
 
 // buffer returns a buffer of length n, reused or new, within
-// MaxPendingBytes: spare buffers go first, then the oldest messages.
+// MaxPendingBytes: spare buffers go first, then the oldest messages,
+// whose buffers are then reused. New buffers are rounded up to a power of
+// two (within the limit), so that messages of similar sizes reuse each
+// other's: a sender claiming ever other sizes must not cost an allocation
+// of megabytes per datagram.
 func (j *Joiner) buffer(n int) []byte {
-	best := -1
-	for i, s := range j.spare {
-		if cap(s) >= n && (best < 0 || cap(s) < cap(j.spare[best])) {
-			best = i
+	for {
+		best := -1
+		for i, s := range j.spare {
+			if cap(s) >= n && (best < 0 || cap(s) < cap(j.spare[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			b := j.spare[best][:n]
+			j.spare[best] = j.spare[len(j.spare)-1]
+			j.spare = j.spare[:len(j.spare)-1]
+			return b
+		}
+		size := min(max(n, 1<<bits.Len(uint(n-1))), j.lim.MaxPendingBytes)
+		switch {
+		case j.total+size <= j.lim.MaxPendingBytes:
+			j.total += size
+			return make([]byte, n, size)
+		case len(j.active) > 0:
+			j.evicted.Add(1)
+			j.retire(j.active[0]) // its buffer becomes a spare
+		default: // spares only, none large enough
+			k := len(j.spare) - 1
+			j.total -= cap(j.spare[k])
+			j.spare = j.spare[:k]
 		}
 	}
-	if best >= 0 {
-		b := j.spare[best][:n]
-		j.spare[best] = j.spare[len(j.spare)-1]
-		j.spare = j.spare[:len(j.spare)-1]
-		return b
-	}
-	for j.total+n > j.lim.MaxPendingBytes {
-		if k := len(j.spare); k > 0 {
-			j.total -= cap(j.spare[k-1])
-			j.spare = j.spare[:k-1]
-			continue
-		}
-		j.evicted.Add(1)
-		j.retire(j.active[0])
-	}
-	j.total += n
-	return make([]byte, n)
 }
 
 // retire ends e, completed or dropped: its buffer, if it still has one,

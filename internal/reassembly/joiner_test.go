@@ -167,3 +167,27 @@ func FuzzJoiner(f *testing.F) {
 		}
 	})
 }
+
+// TestJoinerClaims: pieces of messages that will never complete, each
+// claiming tens of megabytes of another size, reuse buffers instead of
+// allocating what each claims.
+func TestJoinerClaims(t *testing.T) {
+	j := NewJoiner(Limits{})
+	piece := make([]byte, 1400)
+	id := uint64(0)
+	claim := func() {
+		size := 33<<20 + int(id%7)*(4<<20) // 33 to 57 MiB
+		count := (size + 1399) / 1400
+		id++
+		j.Add(Piece{Sender: id, Message: id, Data: piece[:(size+count-1)/count], Index: 0, Count: count, Size: size}, time.Unix(0, 0))
+	}
+	for range 10 {
+		claim()
+	}
+	if n := testing.AllocsPerRun(100, claim); n > 0 {
+		t.Fatalf("%.1f allocations per claim, want none", n)
+	}
+	if _, b := j.Pending(); b > 64<<20 || j.total > 64<<20 {
+		t.Fatalf("holds %d bytes, %d in all", b, j.total)
+	}
+}
