@@ -106,6 +106,7 @@ type batcher struct {
 	full    [][]byte // filled datagrams, in order, not yet sent
 	free    [][]byte // spare datagram buffers
 	busy    bool     // a goroutine is sending
+	waiting bool     // the sender goroutine waits for a kick
 	err     error    // the first error of a send no caller has seen yet
 	idle    sync.Cond
 	kick    chan struct{} // wakes the sender goroutine; nil when Express
@@ -135,6 +136,7 @@ func (p *Publisher) startBatcher() error {
 	if !p.express {
 		b.kick = make(chan struct{}, 1)
 		b.stopped = make(chan struct{})
+		b.waiting = true
 		go p.sendLoop()
 	}
 	return nil
@@ -187,9 +189,12 @@ func (p *Publisher) publish2(topic string, payload []byte) error {
 	}
 	b.cur = mcl2.AppendMessage(b.cur, topic, payload)
 	p.stats.messages.Add(1)
-	select {
-	case b.kick <- struct{}{}:
-	default: // kicked already
+	// A sender goroutine at work finds the message when it looks again;
+	// only one that waits needs waking, which costs a system call when
+	// its thread sleeps.
+	if b.waiting {
+		b.waiting = false
+		b.kick <- struct{}{} // never blocks: the sender emptied it before waiting
 	}
 	return nil
 }
@@ -229,6 +234,7 @@ func (p *Publisher) sendLoop() {
 			}
 			p.sendQueued()
 		}
+		b.waiting = ok
 		p.mu.Unlock()
 		if !ok {
 			return
@@ -353,11 +359,7 @@ func (p *Publisher) Flush() error {
 		return nil
 	}
 	for b.busy || len(b.full) > 0 || len(b.cur) > 0 {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
-		b.idle.Wait()
+		b.idle.Wait() // the sender goroutine is at work: it broadcasts as it sends
 	}
 	if err := b.takeErr(); err != nil {
 		return err
