@@ -23,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 	cfg := bench.Default
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--cross-process] [--json]",
+		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--framing seed|mcl2|both] [--cross-process] [--json]",
 		Short: "Measure mcl against plain sockets in a private sandbox network",
 		Long: `bench re-runs itself in a private network namespace (as mcl demo does) and
 measures, in one run, mcl and a baseline: the same multicast sockets and batch
@@ -47,16 +47,33 @@ mcl's four subscribers share one socket. --cross-process runs each subscriber
 in a process of its own, and a latency row's echo in one, apart from the
 publisher (the pinger), as programs meet mcl; the rows are counted the same
 way, mcl and the baseline alike. The first line of the table (and "mode" in
-the JSON) says which mode ran.`,
+the JSON) says which mode ran.
+--framing picks the rows: "seed", mcl's default framing (one message a
+datagram); "mcl2", the opt-in mcl/2 framing (docs/mcl2.md); "both", the
+default, both sets. mcl/2's throughput rows publish 64 B and 1 MB messages,
+batched, in datagrams of the path's size (65487 bytes on the sandbox's veth)
+and of 1452 bytes (what an Ethernet link carries); their baseline sends the
+same bytes in datagrams of the same size: for 64 B messages, as many to a
+full datagram as mcl/2 puts in one, every datagram full, with sendmmsg; for
+1 MB, mcl/2's pieces, as one run with UDP GSO, as mcl/2 sends them. Its
+latency rows time mcl/2 batched and Express round trips, taking turns with
+the seed framing's and the baseline's: "vs seed" is mcl/2's percentile over
+the seed framing's of the same turns.`,
 		Example: `  mcl bench
   mcl bench --duration 3s --rounds 10000
   mcl bench --repeat 5
+  mcl bench --framing mcl2 --repeat 3
   mcl bench --cross-process --repeat 5
   mcl bench --json > bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Duration <= 0 || cfg.Rounds <= 0 || cfg.Repeat <= 0 {
 				return usagef("--duration, --rounds and --repeat must be positive")
+			}
+			switch cfg.Framing {
+			case bench.FramingSeed, bench.FramingMCL2, bench.FramingBoth:
+			default:
+				return usagef("--framing %q: use seed, mcl2 or both", cfg.Framing)
 			}
 			if _, err := sandbox.Enter(); err != nil {
 				return fmt.Errorf("bench needs a private network namespace and could not make one: %w", err)
@@ -83,6 +100,7 @@ the JSON) says which mode ran.`,
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each throughput row publishes, e.g. 3s")
 	f.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "round trips per latency row")
 	f.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "measure every row this many times and keep the median")
+	f.StringVar(&cfg.Framing, "framing", cfg.Framing, "rows to measure: seed (mcl's default framing), mcl2 (the mcl/2 framing) or both")
 	f.BoolVar(&cfg.CrossProcess, "cross-process", false, "run each subscriber, and each latency row's echo, in a process of its own, apart from the publisher")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object instead of a table")
 	c.AddCommand(newBenchChildCmd())
@@ -146,26 +164,30 @@ func printReport(w io.Writer, rep *bench.Report) {
 	fmt.Fprintln(w, modeLine(rep.Mode))
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "throughput\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\tlost in\t")
+	fmt.Fprintln(tw, "throughput\tframing\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\tlost in\t")
 	for _, r := range rep.Rows {
 		if r.Kind != "throughput" {
 			continue
 		}
 		m, b := r.MCL, r.Baseline
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t\n", size(r.Size), r.Subscribers,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t\n", size(r.Size), r.Label(), r.Subscribers,
 			m.MsgsPerSec, m.MBPerSec, loss(m), b.MsgsPerSec, b.MBPerSec, loss(b), marked(r.Ratio, r.Lossy), lostIn(r))
 	}
 	// An empty line ends the columns: the "lost in" of one table would
 	// widen a ratio column of the other.
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "latency (round trip)\tmcl p50\tp99\tp99.9\tmax\tbase p50\tp99\tp99.9\tmax\tratio p50\tp99\tlost in\t")
+	fmt.Fprintln(tw, "latency (round trip)\tframing\tmcl p50\tp99\tp99.9\tmax\tbase p50\tp99\tp99.9\tmax\tratio p50\tp99\tvs seed p50\tp99\tlost in\t")
 	for _, r := range rep.Rows {
 		if r.Kind != "latency" {
 			continue
 		}
 		m, b := r.MCL, r.Baseline
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", size(r.Size), us(m.P50), us(m.P99), us(m.P999), us(m.Max),
-			us(b.P50), us(b.P99), us(b.P999), us(b.Max), r.Ratio, marked(r.RatioP99, r.Lossy), lostIn(r))
+		vs, vs99 := "-", "-"
+		if r.Seed != nil {
+			vs, vs99 = fmt.Sprintf("%.2f", r.VsSeed), fmt.Sprintf("%.2f", r.VsSeedP99)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n", size(r.Size), r.Label(), us(m.P50), us(m.P99), us(m.P999), us(m.Max),
+			us(b.P50), us(b.P99), us(b.P999), us(b.Max), r.Ratio, marked(r.RatioP99, r.Lossy), vs, vs99, lostIn(r))
 	}
 	tw.Flush()
 	// The padding of empty cells would leave every line without a loss
@@ -193,6 +215,9 @@ msg/s, MB/s: messages (payload MB, 10^6 bytes) received per second per subscribe
   subscribers received over their number, for mcl and base alike; lost messages do not count.
 loss: of the messages published, the share a subscriber missed (mean of the subscribers);
   <0.01% is a loss too small to show, 0.00% none.
+framing: how mcl published: seed (the default framing), mcl2/N (mcl/2 batched in datagrams of N
+  bytes; base sends the same bytes in datagrams of the same size), mcl2 express.
+vs seed: mcl/2's percentile over the seed framing's, measured in the same turns.
 ratio: mcl/base of msg/s (throughput) or of a percentile (latency). "!": a side lost messages
   (latency: round trips without a reply in 1 s), named in "lost in"; under --repeat, with the
   runs that lost of all and the worst loss (the row shows the run of median ratio). Such a
@@ -231,7 +256,7 @@ func lostIn(r bench.Row) string {
 	for _, s := range []struct {
 		name string
 		res  bench.Result
-	}{{"mcl", r.MCL}, {"base", r.Baseline}} {
+	}{{"mcl", r.MCL}, {"base", r.Baseline}, {"seed", seedOf(r)}} {
 		switch {
 		case s.res.LossyRuns == 0:
 		case r.Runs > 1:
@@ -241,6 +266,15 @@ func lostIn(r bench.Row) string {
 		}
 	}
 	return strings.Join(sides, ", ")
+}
+
+// seedOf returns the seed framing's round trips of an mcl/2 latency row,
+// or nothing.
+func seedOf(r bench.Row) bench.Result {
+	if r.Seed == nil {
+		return bench.Result{}
+	}
+	return *r.Seed
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/1e3) }

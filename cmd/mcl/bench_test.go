@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/internal/bench"
 	"github.com/mcl-go/mcl/sandbox"
 )
@@ -17,8 +20,14 @@ import (
 // lossyReport has a row that lost messages on the mcl side, one without
 // loss, one whose baseline lost too few to show in hundredths of a percent,
 // and one measured five times whose median run lost nothing but two others
-// did.
+// did; an mcl/2 row without loss, and two mcl/2 latency rows, one of which
+// lost a round trip of the seed framing's measured beside it.
 func lossyReport() *bench.Report {
+	seed := bench.Variant{Framing: bench.FramingSeed}
+	mcl2 := bench.Variant{Framing: bench.FramingMCL2, DatagramSize: 1452}
+	seedRTT := bench.Result{P50: 30 * time.Microsecond, P99: 70 * time.Microsecond, P999: 100 * time.Microsecond, Max: time.Millisecond}
+	lostRTT := seedRTT
+	lostRTT.Lost, lostRTT.Loss, lostRTT.LossyRuns = 1, 0.001, 1
 	return &bench.Report{Rows: []bench.Row{
 		{Kind: "throughput", Size: 64, Subscribers: 4, Ratio: 1.55, Lossy: true, Runs: 1,
 			MCL:      bench.Result{MsgsPerSec: 130000, MBPerSec: 8.3, Sent: 100000, Lost: 22800, Loss: 0.057, LossyRuns: 1},
@@ -30,9 +39,19 @@ func lossyReport() *bench.Report {
 			Baseline: bench.Result{MsgsPerSec: 73000, Sent: 1000000, Lost: 3, Loss: 3e-6, LossyRuns: 1}},
 		{Kind: "throughput", Size: 1 << 20, Subscribers: 4, Ratio: 1.26, Lossy: true, Runs: 5,
 			MCL: bench.Result{MsgsPerSec: 2800, LossyRuns: 2, WorstLoss: 0.216}, Baseline: bench.Result{MsgsPerSec: 2200}},
-		{Kind: "latency", Size: 64, Subscribers: 1, Ratio: 1.1, RatioP99: 1.2, Runs: 1,
-			MCL:      bench.Result{P50: 30 * time.Microsecond, P99: 70 * time.Microsecond, P999: 100 * time.Microsecond, Max: time.Millisecond},
+		{Kind: "throughput", Size: 64, Subscribers: 1, Ratio: 0.97, Runs: 1, Variant: mcl2,
+			MCL: bench.Result{MsgsPerSec: 2600000, MBPerSec: 166.4}, Baseline: bench.Result{MsgsPerSec: 2680000, MBPerSec: 171.5}},
+		{Kind: "latency", Size: 64, Subscribers: 1, Ratio: 1.1, RatioP99: 1.2, Runs: 1, Variant: seed,
+			MCL:      seedRTT,
 			Baseline: bench.Result{P50: 27 * time.Microsecond, P99: 60 * time.Microsecond, P999: 90 * time.Microsecond, Max: time.Millisecond}},
+		{Kind: "latency", Size: 64, Subscribers: 1, Ratio: 1.3, RatioP99: 1.4, Runs: 1, Variant: bench.Variant{Framing: bench.FramingMCL2},
+			MCL: bench.Result{P50: 36 * time.Microsecond, P99: 84 * time.Microsecond, P999: 120 * time.Microsecond, Max: time.Millisecond}, Seed: &seedRTT,
+			Baseline: bench.Result{P50: 27 * time.Microsecond, P99: 60 * time.Microsecond, P999: 90 * time.Microsecond, Max: time.Millisecond},
+			VsSeed:   1.2, VsSeedP99: 1.25},
+		{Kind: "latency", Size: 64, Subscribers: 1, Ratio: 1.0, RatioP99: 1.1, Runs: 1, Variant: bench.Variant{Framing: bench.FramingMCL2, Express: true}, Lossy: true,
+			MCL: bench.Result{P50: 29 * time.Microsecond, P99: 66 * time.Microsecond, P999: 100 * time.Microsecond, Max: time.Millisecond}, Seed: &lostRTT,
+			Baseline: bench.Result{P50: 27 * time.Microsecond, P99: 60 * time.Microsecond, P999: 90 * time.Microsecond, Max: time.Millisecond},
+			VsSeed:   0.97, VsSeedP99: 0.94},
 	}}
 }
 
@@ -43,7 +62,7 @@ func TestPrintReportMarksLoss(t *testing.T) {
 	printReport(&out, lossyReport())
 	row := func(prefix string) []string {
 		for line := range strings.Lines(out.String()) {
-			if f := strings.Fields(line); len(f) > 3 && strings.Join(f[:3], " ") == prefix {
+			if f := strings.Fields(line); len(f) > 4 && strings.Join(f[:4], " ") == prefix {
 				return f
 			}
 		}
@@ -54,17 +73,26 @@ func TestPrintReportMarksLoss(t *testing.T) {
 		row  string
 		want []string // the fields from the mcl loss on
 	}{
-		{"64 B 4", []string{"5.70%", "83870", "5.4", "0.00%", "1.55", "!", "mcl"}},
-		{"1 KB 1", []string{"0.00%", "84000", "0.0", "0.00%", "1.07"}},
-		{"16 KB 1", []string{"0.00%", "73000", "0.0", "<0.01%", "0.95", "!", "base"}},
-		{"1 MB 4", []string{"0.00%", "2200", "0.0", "0.00%", "1.26", "!", "mcl", "2/5", "up", "to", "21.60%"}},
+		{"64 B seed 4", []string{"5.70%", "83870", "5.4", "0.00%", "1.55", "!", "mcl"}},
+		{"1 KB seed 1", []string{"0.00%", "84000", "0.0", "0.00%", "1.07"}},
+		{"16 KB seed 1", []string{"0.00%", "73000", "0.0", "<0.01%", "0.95", "!", "base"}},
+		{"1 MB seed 4", []string{"0.00%", "2200", "0.0", "0.00%", "1.26", "!", "mcl", "2/5", "up", "to", "21.60%"}},
+		{"64 B mcl2/1452 1", []string{"0.00%", "2680000", "171.5", "0.00%", "0.97"}},
 	} {
-		if got := row(c.row)[5:]; strings.Join(got, " ") != strings.Join(c.want, " ") {
+		if got := row(c.row)[6:]; strings.Join(got, " ") != strings.Join(c.want, " ") {
 			t.Errorf("row %s ends %q, want %q", c.row, got, c.want)
 		}
 	}
-	if got := row("64 B 30.0µs"); strings.Contains(strings.Join(got, " "), "!") {
-		t.Errorf("latency row without loss is marked: %q", got)
+	if got := row("64 B seed 30.0µs"); strings.Contains(strings.Join(got, " "), "!") || got[len(got)-2] != "-" || got[len(got)-1] != "-" {
+		t.Errorf("latency row without loss is marked, or has a ratio to itself: %q", got)
+	}
+	// The fields from the p50 ratio on: to the baseline, to the seed
+	// framing, and which side lost.
+	if got := strings.Join(row("64 B mcl2 36.0µs")[11:], " "); got != "1.30 1.40 1.20 1.25" {
+		t.Errorf("mcl/2 latency row ends %q, want its ratios to the baseline and the seed framing", got)
+	}
+	if got := strings.Join(row("64 B mcl2 express")[12:], " "); got != "1.00 1.10 ! 0.97 0.94 seed" {
+		t.Errorf("mcl/2 Express latency row whose seed side lost ends %q, want it marked, naming the seed", got)
 	}
 	if !strings.Contains(out.String(), "received per second per subscriber") {
 		t.Errorf("no legend saying what msg/s counts:\n%s", out.String())
@@ -134,7 +162,7 @@ func TestBenchCrossProcess(t *testing.T) {
 	saved := bench.Default
 	t.Cleanup(func() { bench.Default = saved })
 	bench.Default.Sizes, bench.Default.LatencySizes = []int{64, 60 << 10}, []int{64}
-	r := mcl_(context.Background(), "", "bench", "--cross-process", "--duration", "50ms", "--rounds", "30", "--json")
+	r := mcl_(context.Background(), "", "bench", "--cross-process", "--framing", "seed", "--duration", "50ms", "--rounds", "30", "--json")
 	if r.code != 0 {
 		t.Fatalf("exit status %d: %s", r.code, r.stderr)
 	}
@@ -161,6 +189,87 @@ func TestBenchCrossProcess(t *testing.T) {
 				t.Errorf("latency %d, %s: percentiles out of order: %+v", row.Size, name, res)
 			}
 		}
+	}
+}
+
+// TestBenchMCL2 runs mcl/2's rows briefly through the command, in each
+// mode, as a table, and checks that each row is there, named by how mcl
+// published, with its ratios, and marked exactly when a side lost
+// messages; it asserts no speed.
+func TestBenchMCL2(t *testing.T) {
+	net := sandbox.Require(t)
+	childBench(t)
+	// The datagrams of an mcl/2 Publisher by default: what the sandbox's
+	// link carries, less the IPv6 and UDP headers (65487 bytes).
+	path := min(max(net.MTU-48, mcl.MinDatagramSize), mcl.MaxDatagramSize)
+	for _, mode := range []string{bench.ModeInProcess, bench.ModeCrossProcess} {
+		t.Run(mode, func(t *testing.T) {
+			args := []string{"bench", "--framing", "mcl2", "--duration", "50ms", "--rounds", "30"}
+			if mode == bench.ModeCrossProcess {
+				args = append(args, "--cross-process")
+			}
+			r := mcl_(context.Background(), "", args...)
+			if r.code != 0 {
+				t.Fatalf("exit status %d: %s", r.code, r.stderr)
+			}
+			if !strings.HasPrefix(r.stdout, "mode: "+mode+": ") {
+				t.Errorf("not in mode %s:\n%s", mode, r.stdout)
+			}
+			// Throughput rows by size, framing and subscribers; latency
+			// rows by framing.
+			throughput, latency := map[string][]string{}, map[string][]string{}
+			for line := range strings.Lines(r.stdout) {
+				switch f := strings.Fields(line); {
+				case len(f) < 11 || f[1] != "B" && f[1] != "MB":
+				case strings.HasSuffix(f[3], "µs"):
+					latency[f[2]] = f
+				case f[3] == "express":
+					latency["mcl2 express"] = f[1:] // aligned with the others
+				default:
+					throughput[strings.Join(f[:4], " ")] = f
+				}
+			}
+			for _, row := range []string{
+				fmt.Sprintf("64 B mcl2/%d 1", path), "64 B mcl2/1452 1",
+				fmt.Sprintf("1 MB mcl2/%d 1", path), "1 MB mcl2/1452 1",
+			} {
+				f, ok := throughput[row]
+				if !ok {
+					t.Errorf("no row %q in\n%s", row, r.stdout)
+					continue
+				}
+				// Fields from 4: mcl msg/s, MB/s, loss, base msg/s, MB/s,
+				// loss, ratio, and "!" and the side when one lost.
+				if ratio, err := strconv.ParseFloat(f[10], 64); err != nil || ratio <= 0 {
+					t.Errorf("row %q without a ratio: %q", row, f)
+				}
+				lost := f[6] != "0.00%" || f[9] != "0.00%"
+				if marked := len(f) > 11 && f[11] == "!"; marked != lost {
+					t.Errorf("row %q: marked %v, but a side lost messages: %v: %q", row, marked, lost, f)
+				}
+			}
+			for _, framing := range []string{"mcl2", "mcl2 express"} {
+				f, ok := latency[framing]
+				if !ok {
+					t.Errorf("no latency row %q in\n%s", framing, r.stdout)
+					continue
+				}
+				// Fields from 3: mcl p50 .. max, base p50 .. max, ratio p50,
+				// p99 ("!" after it when a side lost), vs seed p50, p99.
+				if f[13] == "!" {
+					f = append(f[:13:13], f[14:]...)
+				}
+				for _, at := range []int{11, 12, 13, 14} {
+					if v, err := strconv.ParseFloat(f[at], 64); err != nil || v <= 0 {
+						t.Errorf("latency row %q: field %d is %q, not a ratio: %q", framing, at, f[at], f)
+					}
+				}
+			}
+		})
+	}
+	r := mcl_(context.Background(), "", "bench", "--framing", "mcl3")
+	if r.code != 2 || !strings.Contains(r.stderr, "--framing") {
+		t.Errorf("bench --framing mcl3: status %d, %q; want a usage error", r.code, r.stderr)
 	}
 }
 

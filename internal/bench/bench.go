@@ -4,6 +4,9 @@
 // says what mcl costs on top of the kernel. It runs wherever it is called:
 // the `mcl bench` command enters the sandbox network first.
 //
+// The rows measure the seed framing, mcl/2 (mcl.FramingMCL2), or both
+// (Config.Framing); see mcl2.go for mcl/2's rows and their baseline.
+//
 // By default publishers and subscribers share one process. With
 // Config.CrossProcess, every subscriber (and the echo of a latency row)
 // runs in a process of its own, as users meet mcl between programs; see
@@ -22,7 +25,6 @@ import (
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/internal/sock"
-	"github.com/mcl-go/mcl/wire"
 )
 
 // Config says what to measure. Zero fields take Default's values.
@@ -41,6 +43,12 @@ type Config struct {
 	// the baseline's, in a process of its own, and the echoes of a latency
 	// row in one; the publisher and the pinger stay in the calling process.
 	CrossProcess bool
+	// Framing says which rows to measure: FramingSeed the rows of mcl's
+	// default framing (Sizes, Fanouts, LatencySizes), FramingMCL2 the
+	// mcl/2 rows (MCL2), FramingBoth (the default) all of them.
+	Framing string
+	// MCL2 is what the mcl/2 rows measure.
+	MCL2 MCL2Rows
 	// Spawn returns the command that runs one of those processes: a
 	// program, in the same network namespace, that calls ServeChild with
 	// its stdin and stdout. Run sets the command's stdin, stdout, stderr,
@@ -59,6 +67,13 @@ var Default = Config{
 	LatencySizes: []int{64, 16 << 10},
 	Rounds:       20000,
 	Repeat:       1,
+	Framing:      FramingBoth,
+	MCL2: MCL2Rows{
+		Sizes:         []int{64, 1 << 20},
+		DatagramSizes: []int{0, 1452},
+		Fanouts:       []int{1},
+		LatencySizes:  []int{64},
+	},
 }
 
 // Result is one measurement of one implementation.
@@ -89,18 +104,28 @@ type Result struct {
 // WorstLoss cover all Runs: a loss in a run that was not kept still marks
 // the row.
 type Row struct {
-	Kind        string  `json:"kind"` // "throughput" or "latency"
-	Size        int     `json:"size"`
-	Subscribers int     `json:"subscribers"`
-	MCL         Result  `json:"mcl"`
-	Baseline    Result  `json:"baseline"`
-	Ratio       float64 `json:"ratio"` // mcl/baseline: delivered messages/s per subscriber for throughput, p50 for latency
-	RatioP99    float64 `json:"ratio_p99,omitempty"`
+	Kind        string `json:"kind"` // "throughput" or "latency"
+	Size        int    `json:"size"`
+	Subscribers int    `json:"subscribers"`
+	// Variant is how mcl's side published: the framing, and for mcl/2
+	// the datagram size it used (the path's when not set) and Express.
+	Variant
+	MCL      Result  `json:"mcl"`
+	Baseline Result  `json:"baseline"`
+	Ratio    float64 `json:"ratio"` // mcl/baseline: delivered messages/s per subscriber for throughput, p50 for latency
+	RatioP99 float64 `json:"ratio_p99,omitempty"`
 	// Lossy says that a side lost messages in some run of the row. Its
 	// ratio is then not a rate sustained without loss; read it with the
 	// loss of each side.
 	Lossy bool `json:"lossy"`
 	Runs  int  `json:"runs"` // times the row was measured
+	// Seed is, in an mcl/2 latency row, mcl's round trips in the seed
+	// framing, measured in the same turns as the row's mcl/2 and baseline
+	// round trips; VsSeed and VsSeedP99 are mcl/2's p50 and p99 over
+	// them. Its Lost counts in Lossy.
+	Seed      *Result `json:"seed,omitempty"`
+	VsSeed    float64 `json:"vs_seed,omitempty"`
+	VsSeedP99 float64 `json:"vs_seed_p99,omitempty"`
 }
 
 // The modes of a Report.
@@ -119,6 +144,11 @@ type Report struct {
 // of a row (and ends its child processes at once), with ctx's error.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = withDefaults(cfg)
+	switch cfg.Framing {
+	case FramingSeed, FramingMCL2, FramingBoth:
+	default:
+		return nil, fmt.Errorf("bench: framing %q: use %q, %q or %q", cfg.Framing, FramingSeed, FramingMCL2, FramingBoth)
+	}
 	rep := &Report{Mode: ModeInProcess}
 	throughput, latency := throughputRow, latencyRow
 	if cfg.CrossProcess {
@@ -137,7 +167,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		return err
 	}
-	total := cfg.Repeat * (len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes))
+	withSeed, withMCL2 := cfg.Framing != FramingMCL2, cfg.Framing != FramingSeed
+	total := 0
+	if withSeed {
+		total += len(cfg.Sizes)*len(cfg.Fanouts) + len(cfg.LatencySizes)
+	}
+	if withMCL2 {
+		m := cfg.MCL2
+		total += len(m.Sizes)*len(m.DatagramSizes)*len(m.Fanouts) + len(m.LatencySizes)
+	}
+	total *= cfg.Repeat
 	done := 0
 	step := func(what string) {
 		if cfg.Progress != nil {
@@ -150,23 +189,56 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		port++
 		return mcl.NewConnection(cfg.Group, mcl.Port(port))
 	}
-	for _, subs := range cfg.Fanouts {
-		for _, size := range cfg.Sizes {
+	if withSeed {
+		for _, subs := range cfg.Fanouts {
+			for _, size := range cfg.Sizes {
+				row, err := repeat(cfg.Repeat, func() (Row, error) {
+					step(fmt.Sprintf("throughput %s x%d", sizeName(size), subs))
+					return measureThroughput(ctx, throughput, nextConn, flow{size: size, subs: subs, d: cfg.Duration, v: Variant{Framing: FramingSeed}}, stopped)
+				})
+				if err != nil {
+					return nil, err
+				}
+				rep.Rows = append(rep.Rows, row)
+			}
+		}
+	}
+	if withMCL2 {
+		for _, subs := range cfg.MCL2.Fanouts {
+			for _, size := range cfg.MCL2.Sizes {
+				for _, dg := range cfg.MCL2.DatagramSizes {
+					v := Variant{Framing: FramingMCL2, DatagramSize: dg}
+					row, err := repeat(cfg.Repeat, func() (Row, error) {
+						step(fmt.Sprintf("throughput %s x%d %s", sizeName(size), subs, v.Label()))
+						return measureThroughput(ctx, throughput, nextConn, flow{size: size, subs: subs, d: cfg.Duration, v: v}, stopped)
+					})
+					if err != nil {
+						return nil, err
+					}
+					rep.Rows = append(rep.Rows, row)
+				}
+			}
+		}
+	}
+	if withSeed {
+		for _, size := range cfg.LatencySizes {
 			row, err := repeat(cfg.Repeat, func() (Row, error) {
-				row := Row{Kind: "throughput", Size: size, Subscribers: subs}
-				step(fmt.Sprintf("throughput %s x%d", sizeName(size), subs))
-				c, err := nextConn()
+				row := Row{Kind: "latency", Size: size, Subscribers: 1, Variant: Variant{Framing: FramingSeed}}
+				step(fmt.Sprintf("latency %s", sizeName(size)))
+				var conns [4]*mcl.Connection
+				for i := range conns {
+					var err error
+					if conns[i], err = nextConn(); err != nil {
+						return row, err
+					}
+				}
+				var err error
+				row.MCL, row.Baseline, err = latency(ctx, conns[0], conns[1], conns[2], conns[3], size, cfg.Rounds)
 				if err != nil {
-					return row, err
+					return row, fmt.Errorf("latency, %s: %w", sizeName(size), stopped(err))
 				}
-				bc, err := nextConn()
-				if err != nil {
-					return row, err
-				}
-				if row.MCL, row.Baseline, err = throughput(ctx, c, bc, size, subs, cfg.Duration); err != nil {
-					return row, fmt.Errorf("throughput, %s x%d: %w", sizeName(size), subs, stopped(err))
-				}
-				row.Ratio = throughputRatio(row.MCL, row.Baseline)
+				row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
+				row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
 				return row, nil
 			})
 			if err != nil {
@@ -175,30 +247,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Rows = append(rep.Rows, row)
 		}
 	}
-	for _, size := range cfg.LatencySizes {
-		row, err := repeat(cfg.Repeat, func() (Row, error) {
-			row := Row{Kind: "latency", Size: size, Subscribers: 1}
-			step(fmt.Sprintf("latency %s", sizeName(size)))
-			var conns [4]*mcl.Connection
-			for i := range conns {
-				var err error
-				if conns[i], err = nextConn(); err != nil {
-					return row, err
-				}
-			}
-			var err error
-			row.MCL, row.Baseline, err = latency(ctx, conns[0], conns[1], conns[2], conns[3], size, cfg.Rounds)
-			if err != nil {
-				return row, fmt.Errorf("latency, %s: %w", sizeName(size), stopped(err))
-			}
-			row.Ratio = ratio(float64(row.MCL.P50), float64(row.Baseline.P50))
-			row.RatioP99 = ratio(float64(row.MCL.P99), float64(row.Baseline.P99))
-			return row, nil
-		})
-		if err != nil {
-			return nil, err
+	if withMCL2 {
+		latency2 := latencyRows2
+		if cfg.CrossProcess {
+			latency2 = processes{spawn: cfg.Spawn}.latencyRows2
 		}
-		rep.Rows = append(rep.Rows, row)
+		for _, size := range cfg.MCL2.LatencySizes {
+			rows, err := repeatGroup(cfg.Repeat, func() ([]Row, error) {
+				step(fmt.Sprintf("latency %s mcl2", sizeName(size)))
+				conns := make([]*mcl.Connection, 2*(len(latencyVariants2)+1))
+				for i := range conns {
+					var err error
+					if conns[i], err = nextConn(); err != nil {
+						return nil, err
+					}
+				}
+				rows, err := latency2(ctx, conns, size, cfg.Rounds)
+				if err != nil {
+					return nil, fmt.Errorf("latency, %s mcl2: %w", sizeName(size), stopped(err))
+				}
+				return rows, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			rep.Rows = append(rep.Rows, rows...)
+		}
 	}
 	if cfg.Progress != nil {
 		cfg.Progress(total, total, "done")
@@ -220,20 +294,59 @@ func repeat(n int, measure func() (Row, error)) (Row, error) {
 		}
 		rows = append(rows, r)
 	}
+	return median(rows), nil
+}
+
+// repeatGroup is repeat for a measurement that makes several rows at once
+// (mcl/2's latency rows, whose pingers take turns): each of its rows is
+// kept as repeat keeps one, from the run of its own median ratio.
+func repeatGroup(n int, measure func() ([]Row, error)) ([]Row, error) {
+	var runs [][]Row
+	for range n {
+		rs, err := measure()
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, rs)
+	}
+	kept := make([]Row, len(runs[0]))
+	for i := range kept {
+		rows := make([]Row, 0, n)
+		for _, rs := range runs {
+			rows = append(rows, rs[i])
+		}
+		kept[i] = median(rows)
+	}
+	return kept, nil
+}
+
+// median returns the run of a row whose ratio is the median, with Runs,
+// LossyRuns, WorstLoss and Lossy covering all runs.
+func median(rows []Row) Row {
+	n := len(rows)
 	slices.SortFunc(rows, func(a, b Row) int { return cmp.Compare(a.Ratio, b.Ratio) })
-	kept := rows[len(rows)/2]
+	kept := rows[n/2]
 	kept.Runs = n
 	kept.MCL.LossyRuns, kept.Baseline.LossyRuns = 0, 0
+	if kept.Seed != nil {
+		s := *kept.Seed
+		s.LossyRuns = 0
+		kept.Seed = &s
+	}
 	for _, r := range rows {
-		for _, side := range []struct{ kept, run *Result }{{&kept.MCL, &r.MCL}, {&kept.Baseline, &r.Baseline}} {
+		sides := []struct{ kept, run *Result }{{&kept.MCL, &r.MCL}, {&kept.Baseline, &r.Baseline}}
+		if kept.Seed != nil && r.Seed != nil {
+			sides = append(sides, struct{ kept, run *Result }{kept.Seed, r.Seed})
+		}
+		for _, side := range sides {
 			if side.run.Lost > 0 {
 				side.kept.LossyRuns++
 				side.kept.WorstLoss = max(side.kept.WorstLoss, side.run.Loss)
 			}
 		}
 	}
-	kept.Lossy = kept.MCL.LossyRuns > 0 || kept.Baseline.LossyRuns > 0
-	return kept, nil
+	kept.Lossy = kept.MCL.LossyRuns > 0 || kept.Baseline.LossyRuns > 0 || (kept.Seed != nil && kept.Seed.LossyRuns > 0)
+	return kept
 }
 
 func withDefaults(c Config) Config {
@@ -251,6 +364,19 @@ func withDefaults(c Config) Config {
 	}
 	if c.LatencySizes == nil {
 		c.LatencySizes = d.LatencySizes
+	}
+	c.Framing = cmp.Or(c.Framing, d.Framing)
+	if c.MCL2.Sizes == nil {
+		c.MCL2.Sizes = d.MCL2.Sizes
+	}
+	if c.MCL2.DatagramSizes == nil {
+		c.MCL2.DatagramSizes = d.MCL2.DatagramSizes
+	}
+	if c.MCL2.Fanouts == nil {
+		c.MCL2.Fanouts = d.MCL2.Fanouts
+	}
+	if c.MCL2.LatencySizes == nil {
+		c.MCL2.LatencySizes = d.MCL2.LatencySizes
 	}
 	return c
 }
@@ -309,6 +435,26 @@ func (c *counter) add(n int) {
 	c.last.Store(time.Now().UnixNano())
 }
 
+// at counts a message of n bytes that arrived at t. mcl/2's rows count
+// mcl's messages so, with the time mcl read their datagram
+// (Message.Received), as their baseline reads the clock once a datagram
+// (addN): its datagrams hold hundreds of messages. A clock read for each
+// message (add) cost about 45 ns on this machine, as much as mcl/2 spent
+// delivering one: the 64 B row's mcl side ran at 7.4-8.1 M messages/s
+// with it, and at 9.7-13.8 M without (five runs each, alternating).
+func (c *counter) at(n int, t time.Time) {
+	c.msgs.Add(1)
+	c.bytes.Add(uint64(n))
+	c.last.Store(t.UnixNano())
+}
+
+// addN counts msgs messages of bytes in all, received at once.
+func (c *counter) addN(msgs, bytes int) {
+	c.msgs.Add(uint64(msgs))
+	c.bytes.Add(uint64(bytes))
+	c.last.Store(time.Now().UnixNano())
+}
+
 // settle waits until the counters stop moving or reach want, so that
 // datagrams still in socket buffers when publishing ends are counted.
 func settle(cs []*counter, want uint64) {
@@ -341,7 +487,10 @@ func percentiles(r *Result, rtts []time.Duration) {
 	r.Messages, r.Sent = uint64(len(rtts)), uint64(len(rtts))
 }
 
-// sockConfig is what a baseline socket gets: the defaults mcl uses.
+// sockConfig is what a baseline socket gets: the defaults mcl uses,
+// GRO included (a Subscriber's socket takes runs of datagrams that the
+// kernel coalesced, as mcl/2's large messages go out with UDP GSO), so
+// that its readers take each datagram of a read from Message.Datagrams.
 func sockConfig(c *mcl.Connection) sock.Config {
 	return sock.Config{
 		Group:       c.Group(),
@@ -349,16 +498,6 @@ func sockConfig(c *mcl.Connection) sock.Config {
 		Loopback:    true,
 		ReadBuffer:  mcl.DefaultReadBuffer,
 		WriteBuffer: 4 << 20,
+		GRO:         true,
 	}
-}
-
-// datagrams cuts a payload the way mcl fragments it, for the baseline:
-// pieces of wire.MTU bytes, one datagram each.
-func datagrams(p []byte) [][]byte {
-	var ds [][]byte
-	for len(p) > wire.MTU {
-		ds = append(ds, p[:wire.MTU])
-		p = p[wire.MTU:]
-	}
-	return append(ds, p)
 }

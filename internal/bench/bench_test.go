@@ -36,6 +36,7 @@ func TestRun(t *testing.T) {
 				Fanouts:      []int{1, 2},
 				LatencySizes: []int{64},
 				Rounds:       50,
+				Framing:      FramingSeed,
 				Progress:     func(done, total int, what string) { calls++ },
 				CrossProcess: c.cross,
 				Spawn:        spawnTest("serve"),

@@ -37,7 +37,7 @@ func latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl.Connection, s
 	// The throughput rows leave megabytes of garbage behind; collected
 	// during the row, it would show in the tail of both sides.
 	runtime.GC()
-	mp, closeMCL, err := pingMCL(ping, pong, size)
+	mp, closeMCL, err := pingMCL(ping, pong, size, Variant{Framing: FramingSeed})
 	if err != nil {
 		return m, base, err
 	}
@@ -54,14 +54,14 @@ func latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl.Connection, s
 	return rs[0], rs[1], nil
 }
 
-// pingMCL sets up an echo over mcl (see echoMCL) and a pinger through it.
-// Errors: those of opening the sockets.
-func pingMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
-	closeEcho, err := echoMCL(ping, pong)
+// pingMCL sets up an echo over mcl (see echoMCL) and a pinger through it,
+// both publishing as v says. Errors: those of opening the sockets.
+func pingMCL(ping, pong *mcl.Connection, size int, v Variant) (pinger, func(), error) {
+	closeEcho, err := echoMCL(ping, pong, v)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, closePinger, err := pingerMCL(ping, pong, size)
+	p, closePinger, err := pingerMCL(ping, pong, size, v)
 	if err != nil {
 		closeEcho()
 		return nil, nil, err
@@ -70,9 +70,9 @@ func pingMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
 }
 
 // echoMCL sets up an echo over mcl: a Subscriber on ping that publishes
-// what it gets on pong. Errors: those of opening the sockets.
-func echoMCL(ping, pong *mcl.Connection) (func(), error) {
-	back, err := mcl.NewPublisher(pong)
+// what it gets on pong, as v says. Errors: those of opening the sockets.
+func echoMCL(ping, pong *mcl.Connection, v Variant) (func(), error) {
+	back, err := mcl.NewPublisher(pong, v.options()...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,14 +84,14 @@ func echoMCL(ping, pong *mcl.Connection) (func(), error) {
 	return func() { echo.Close(); back.Close() }, nil
 }
 
-// pingerMCL returns a pinger that publishes on ping and waits for the
-// reply on pong. Errors: those of opening the sockets.
-func pingerMCL(ping, pong *mcl.Connection, size int) (pinger, func(), error) {
+// pingerMCL returns a pinger that publishes on ping, as v says, and waits
+// for the reply on pong. Errors: those of opening the sockets.
+func pingerMCL(ping, pong *mcl.Connection, size int, v Variant) (pinger, func(), error) {
 	replies, err := mcl.SubscribeSync(pong)
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := mcl.NewPublisher(ping)
+	out, err := mcl.NewPublisher(ping, v.options()...)
 	if err != nil {
 		replies.Close()
 		return nil, nil, err
@@ -167,8 +167,10 @@ func echoBaseline(ping, pong *mcl.Connection) (func(), error) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			for _, m := range ms[:n] {
-				back.Write(m.Buf[:m.N])
+			for i := range ms[:n] {
+				for d := range ms[i].Datagrams {
+					back.Write(d)
+				}
 			}
 		}
 	}()

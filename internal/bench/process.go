@@ -46,6 +46,14 @@ type task struct {
 	// subscriber; mcl's ping and pong, then the baseline's, for an echo.
 	Ports []int `json:"ports"`
 	Size  int   `json:"size,omitempty"` // a subscriber's payload size: the baseline counts whole messages of it
+	// Layout is how a subscriber's baseline datagrams hold messages of
+	// Size bytes; nil is the seed framing's (seedLayout).
+	Layout  *layout `json:"layout,omitempty"`
+	Framing string  `json:"framing,omitempty"` // a subscriber's row's: FramingMCL2, or the seed's
+	// Echoes are how an echo's mcl echoes publish, one for each pair of
+	// Ports (ping, pong) but the last, the baseline's; nil is one in the
+	// seed framing.
+	Echoes []Variant `json:"echoes,omitempty"`
 }
 
 // readyLine is what a child writes on its stdout once it is set up.
@@ -73,12 +81,12 @@ type processes struct{ spawn func() *exec.Cmd }
 // throughputRow measures a row as the in-process throughputRow does, with
 // each of the subs subscribers in a child process of its own. The
 // publishers stay in this process.
-func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, size, subs int, d time.Duration) (m, base Result, err error) {
+func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, f flow) (m, base Result, err error) {
 	var kids children
 	defer func() { kids.kill() }()
-	t := task{Role: roleSubscriber, Group: c.Group().Addr().String(), Ports: []int{portOf(c), portOf(bc)}, Size: size}
-	for i := range subs {
-		k, err := p.start(ctx, fmt.Sprintf("subscriber %d of %d", i+1, subs), t, 2)
+	t := task{Role: roleSubscriber, Group: c.Group().Addr().String(), Ports: []int{portOf(c), portOf(bc)}, Size: f.size, Layout: &f.lay, Framing: f.v.Framing}
+	for i := range f.subs {
+		k, err := p.start(ctx, fmt.Sprintf("subscriber %d of %d", i+1, f.subs), t, 2)
 		if err != nil {
 			return m, base, err
 		}
@@ -89,7 +97,17 @@ func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, siz
 	// in its own. Spinning instead, it took one of two processors from
 	// them: both sides' rates of 16 KB and 1 MB messages fell by a third
 	// to a half.
-	ms, bs := &side{wait: yieldCPU}, &side{wait: yieldCPU}
+	ms, err := publisherMCL(c, f)
+	if err != nil {
+		return m, base, err
+	}
+	defer ms.close()
+	bs, err := publisherBaseline(bc, f.lay)
+	if err != nil {
+		return m, base, err
+	}
+	defer bs.close()
+	ms.wait, bs.wait = yieldCPU, yieldCPU
 	for _, k := range kids {
 		if err := k.ready(); err != nil {
 			return m, base, err
@@ -97,16 +115,7 @@ func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, siz
 		ms.cs = append(ms.cs, k.counters.at(0))
 		bs.cs = append(bs.cs, k.counters.at(1))
 	}
-	var closeMCL, closeBase func()
-	if ms.publish, closeMCL, err = publisherMCL(c, size); err != nil {
-		return m, base, err
-	}
-	defer closeMCL()
-	if bs.publish, closeBase, err = publisherBaseline(bc, size); err != nil {
-		return m, base, err
-	}
-	defer closeBase()
-	if m, base, err = takeTurns(ctx, ms, bs, size, d, kids.exitedEarly); err != nil {
+	if m, base, err = takeTurns(ctx, ms, bs, f.size, f.d, kids.exitedEarly); err != nil {
 		return m, base, err
 	}
 	return m, base, kids.stop()
@@ -125,7 +134,7 @@ func (p processes) latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl
 	if err := echo.ready(); err != nil {
 		return m, base, err
 	}
-	mp, closeMCL, err := pingerMCL(ping, pong, size)
+	mp, closeMCL, err := pingerMCL(ping, pong, size, Variant{Framing: FramingSeed})
 	if err != nil {
 		return m, base, err
 	}
@@ -140,6 +149,45 @@ func (p processes) latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl
 		return m, base, err
 	}
 	return rs[0], rs[1], echo.stop()
+}
+
+// latencyRows2 measures mcl/2's latency rows as the in-process
+// latencyRows2 does, with all the echoes in one child process. The pingers
+// stay in this process.
+func (p processes) latencyRows2(ctx context.Context, conns []*mcl.Connection, size, rounds int) ([]Row, error) {
+	runtime.GC() // as latencyRow does
+	t := task{Role: roleEcho, Group: conns[0].Group().Addr().String(), Echoes: latencyVariants2}
+	for _, c := range conns {
+		t.Ports = append(t.Ports, portOf(c))
+	}
+	echo, err := p.start(ctx, "echo", t, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer echo.kill()
+	if err := echo.ready(); err != nil {
+		return nil, err
+	}
+	var pingers []pinger
+	for i, v := range latencyVariants2 {
+		mp, closeMCL, err := pingerMCL(conns[2*i], conns[2*i+1], size, v)
+		if err != nil {
+			return nil, err
+		}
+		defer closeMCL()
+		pingers = append(pingers, echo.watch(mp))
+	}
+	n := len(latencyVariants2)
+	bp, closeBase, err := pingerBaseline(conns[2*n], conns[2*n+1], size)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBase()
+	rs, err := pingPong(ctx, rounds, append(pingers, echo.watch(bp))...)
+	if err != nil {
+		return nil, err
+	}
+	return rows2(rs, size), echo.stop()
 }
 
 func portOf(c *mcl.Connection) int { return int(c.Group().Port()) }
@@ -420,18 +468,27 @@ func (t task) start() (func(), error) {
 			return nil, err
 		}
 	}
+	echoes := t.Echoes
+	if echoes == nil {
+		echoes = []Variant{{Framing: FramingSeed}}
+	}
 	switch {
 	case t.Role == roleSubscriber && len(conns) == 2 && t.Size > 0:
-		return subscribeBoth(conns[0], conns[1], t.Size)
-	case t.Role == roleEcho && len(conns) == 4:
-		return echoBoth(conns[0], conns[1], conns[2], conns[3])
+		lay := seedLayout(t.Size)
+		if t.Layout != nil {
+			lay = *t.Layout
+		}
+		return subscribeBoth(conns[0], conns[1], lay, t.Framing)
+	case t.Role == roleEcho && len(conns) == 2*len(echoes)+2:
+		return echoAll(conns, echoes)
 	}
 	return nil, fmt.Errorf("bad task %+v", t)
 }
 
 // subscribeBoth subscribes an mcl Subscriber on c and a baseline socket on
-// bc, counting what each receives into the shared counters at sharedFD.
-func subscribeBoth(c, bc *mcl.Connection, size int) (func(), error) {
+// bc, counting what each receives into the shared counters at sharedFD;
+// the baseline's datagrams are laid out as lay says.
+func subscribeBoth(c, bc *mcl.Connection, lay layout, framing string) (func(), error) {
 	s, err := mapShared(os.NewFile(sharedFD, "counters"))
 	if err != nil {
 		return nil, err
@@ -440,12 +497,12 @@ func subscribeBoth(c, bc *mcl.Connection, size int) (func(), error) {
 		s.close()
 		return nil, fmt.Errorf("shared memory of %d bytes holds no two counters", len(s.mem))
 	}
-	closeMCL, err := subscribeMCL(c, []*counter{s.at(0)})
+	closeMCL, err := subscribeMCL(c, []*counter{s.at(0)}, framing == FramingMCL2)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	closeBase, err := subscribeBaseline(bc, size, []*counter{s.at(1)})
+	closeBase, err := subscribeBaseline(bc, lay, []*counter{s.at(1)})
 	if err != nil {
 		closeMCL()
 		s.close()
@@ -455,17 +512,29 @@ func subscribeBoth(c, bc *mcl.Connection, size int) (func(), error) {
 	return func() { closeMCL(); closeBase(); s.close() }, nil
 }
 
-// echoBoth sets up mcl's echo over ping and pong, and the baseline's over
-// bping and bpong.
-func echoBoth(ping, pong, bping, bpong *mcl.Connection) (func(), error) {
-	closeMCL, err := echoMCL(ping, pong)
+// echoAll sets up an mcl echo for each of echoes, over a ping and a pong
+// of conns, in order, and the baseline's over the last two.
+func echoAll(conns []*mcl.Connection, echoes []Variant) (func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for i, v := range echoes {
+		closeMCL, err := echoMCL(conns[2*i], conns[2*i+1], v)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closers = append(closers, closeMCL)
+	}
+	n := len(echoes)
+	closeBase, err := echoBaseline(conns[2*n], conns[2*n+1])
 	if err != nil {
+		closeAll()
 		return nil, err
 	}
-	closeBase, err := echoBaseline(bping, bpong)
-	if err != nil {
-		closeMCL()
-		return nil, err
-	}
-	return func() { closeMCL(); closeBase() }, nil
+	closers = append(closers, closeBase)
+	return closeAll, nil
 }

@@ -11,18 +11,34 @@ import (
 
 // BenchmarkThroughput1KB and 1MB are for profiling the mcl path:
 // go test -run=^$ -bench=Throughput1KB -cpuprofile cpu.out ./internal/bench
-func BenchmarkThroughput1KB(b *testing.B)  { benchmarkThroughput(b, 1<<10) }
-func BenchmarkThroughput1MB(b *testing.B)  { benchmarkThroughput(b, 1<<20) }
-func BenchmarkThroughput60KB(b *testing.B) { benchmarkThroughput(b, 60<<10) }
-func BenchmarkThroughput16KB(b *testing.B) { benchmarkThroughput(b, 16<<10) }
+func BenchmarkThroughput1KB(b *testing.B)  { benchmarkThroughput(b, 1<<10, seedVariant) }
+func BenchmarkThroughput1MB(b *testing.B)  { benchmarkThroughput(b, 1<<20, seedVariant) }
+func BenchmarkThroughput60KB(b *testing.B) { benchmarkThroughput(b, 60<<10, seedVariant) }
+func BenchmarkThroughput16KB(b *testing.B) { benchmarkThroughput(b, 16<<10, seedVariant) }
 
-func benchmarkThroughput(b *testing.B, size int) {
+// The mcl/2 rows' mcl side, batched, in datagrams of the path's size and
+// of 1452 bytes:
+// go test -run=^$ -bench=Throughput64BMCL2 -cpuprofile cpu.out ./internal/bench
+func BenchmarkThroughput64BMCL2(b *testing.B) { benchmarkThroughput(b, 64, mcl2Variant(0)) }
+func BenchmarkThroughput64BMCL2Ethernet(b *testing.B) {
+	benchmarkThroughput(b, 64, mcl2Variant(1452))
+}
+func BenchmarkThroughput1MBMCL2(b *testing.B) { benchmarkThroughput(b, 1<<20, mcl2Variant(0)) }
+func BenchmarkThroughput1MBMCL2Ethernet(b *testing.B) {
+	benchmarkThroughput(b, 1<<20, mcl2Variant(1452))
+}
+
+var seedVariant = Variant{Framing: FramingSeed}
+
+func mcl2Variant(datagram int) Variant { return Variant{Framing: FramingMCL2, DatagramSize: datagram} }
+
+func benchmarkThroughput(b *testing.B, size int, v Variant) {
 	sandbox.Require(b)
 	c, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(29999))
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := sideMCL(c, size, 1)
+	s, err := sideMCL(c, flow{size: size, subs: 1, v: v})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -71,9 +72,14 @@ func fewest(cs []*counter) func() uint64 {
 // one message, and the counters count what each subscriber received.
 type side struct {
 	publish func() error
-	cs      []*counter
-	close   func()
-	tally   tally
+	// drain, when not nil, hands to the kernel what the side has
+	// published and not yet sent: mcl/2's batching Publisher flushes, the
+	// baseline sends the datagram it is filling. It is called while the
+	// window is full, before wait, and at the end of each turn.
+	drain func() error
+	cs    []*counter
+	close func()
+	tally tally
 	// wait gives the processor up while the window is full, to the
 	// subscribers if they need it: runtime.Gosched when they are
 	// goroutines of this process (nil), yieldCPU when they are processes.
@@ -93,20 +99,35 @@ type tally struct {
 // third between runs.
 const turns = 5
 
+// A flow is the workload of a throughput row: payloads of size bytes to
+// subs subscribers, each side publishing for d in all, mcl as v says, the
+// baseline laid out as lay says (see seedLayout and mcl2Layout).
+type flow struct {
+	size, subs int
+	d          time.Duration
+	v          Variant // as configured: DatagramSize 0 is the path's
+	lay        layout
+}
+
+// throughputFunc measures a throughput row: mcl on c and the baseline on
+// bc. The in-process throughputRow is one, processes.throughputRow the
+// other.
+type throughputFunc func(ctx context.Context, c, bc *mcl.Connection, f flow) (m, base Result, err error)
+
 // throughputRow measures mcl on c and the baseline on bc, publishing
-// payloads of size bytes to subs subscribers, each side for d in all.
-func throughputRow(ctx context.Context, c, bc *mcl.Connection, size, subs int, d time.Duration) (m, base Result, err error) {
-	ms, err := sideMCL(c, size, subs)
+// f's payloads to its subscribers, each side for f.d in all.
+func throughputRow(ctx context.Context, c, bc *mcl.Connection, f flow) (m, base Result, err error) {
+	ms, err := sideMCL(c, f)
 	if err != nil {
 		return m, base, err
 	}
 	defer ms.close()
-	bs, err := sideBaseline(bc, size, subs)
+	bs, err := sideBaseline(bc, f)
 	if err != nil {
 		return m, base, err
 	}
 	defer bs.close()
-	return takeTurns(ctx, ms, bs, size, d, nil)
+	return takeTurns(ctx, ms, bs, f.size, f.d, nil)
 }
 
 // takeTurns has mcl (ms) and the baseline (bs) publish payloads of size
@@ -145,7 +166,20 @@ func (s *side) turn(size int, d time.Duration) error {
 	if wait == nil {
 		wait = runtime.Gosched
 	}
+	var drainErr error
+	if s.drain != nil {
+		yield := wait
+		wait = func() {
+			if err := s.drain(); err != nil && drainErr == nil {
+				drainErr = err
+			}
+			yield()
+		}
+	}
 	sent, start, err := publishFor(d, size, func() uint64 { return least() - before }, s.publish, wait)
+	if err == nil && s.drain != nil {
+		err = cmp.Or(drainErr, s.drain())
+	}
 	if err != nil {
 		return err
 	}
@@ -203,26 +237,31 @@ func newCounters(n int) []*counter {
 	return cs
 }
 
-// sideMCL sets up subs mcl Subscribers on c, which share a socket, and a
-// Publisher. Errors: those of opening the sockets.
-func sideMCL(c *mcl.Connection, size, subs int) (*side, error) {
-	cs := newCounters(subs)
-	closeSubs, err := subscribeMCL(c, cs)
+// sideMCL sets up f.subs mcl Subscribers on c, which share a socket, and
+// a Publisher. Errors: those of opening the sockets.
+func sideMCL(c *mcl.Connection, f flow) (*side, error) {
+	cs := newCounters(f.subs)
+	closeSubs, err := subscribeMCL(c, cs, f.v.Framing == FramingMCL2)
 	if err != nil {
 		return nil, err
 	}
-	publish, closePub, err := publisherMCL(c, size)
+	s, err := publisherMCL(c, f)
 	if err != nil {
 		closeSubs()
 		return nil, err
 	}
-	return &side{publish: publish, cs: cs, close: func() { closeSubs(); closePub() }}, nil
+	s.cs = cs
+	closePub := s.close
+	s.close = func() { closeSubs(); closePub() }
+	return s, nil
 }
 
 // subscribeMCL subscribes one mcl Subscriber on c for each counter, which
 // counts what it receives. Subscribers of one process share a socket.
-// Errors: those of opening the socket.
-func subscribeMCL(c *mcl.Connection, cs []*counter) (func(), error) {
+// With received, a counter takes the time of a message from
+// Message.Received, when mcl read its datagram, instead of reading the
+// clock for each (see counter.at). Errors: those of opening the socket.
+func subscribeMCL(c *mcl.Connection, cs []*counter, received bool) (func(), error) {
 	var subs []*mcl.Subscriber
 	closeAll := func() {
 		for _, s := range subs {
@@ -230,8 +269,11 @@ func subscribeMCL(c *mcl.Connection, cs []*counter) (func(), error) {
 		}
 	}
 	for _, n := range cs {
-		sub, err := mcl.Subscribe(c, func(m *mcl.Message) { n.add(len(m.Payload)) },
-			mcl.QueueLimits(1<<16, 512<<20))
+		count := func(m *mcl.Message) { n.add(len(m.Payload)) }
+		if received {
+			count = func(m *mcl.Message) { n.at(len(m.Payload), m.Received) }
+		}
+		sub, err := mcl.Subscribe(c, count, mcl.QueueLimits(1<<16, 512<<20))
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -241,38 +283,49 @@ func subscribeMCL(c *mcl.Connection, cs []*counter) (func(), error) {
 	return closeAll, nil
 }
 
-// publisherMCL returns a function that publishes a payload of size bytes
-// on c, and one that closes its Publisher.
-func publisherMCL(c *mcl.Connection, size int) (func() error, func(), error) {
-	pub, err := mcl.NewPublisher(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	p := payload(size)
-	return func() error { return pub.PublishRaw("bench", p) }, func() { pub.Close() }, nil
-}
-
-// sideBaseline sets up subs bare sockets on c, each read by a goroutine of
-// its own, and a sending socket. Errors: those of opening the sockets.
-func sideBaseline(c *mcl.Connection, size, subs int) (*side, error) {
-	cs := newCounters(subs)
-	closeSubs, err := subscribeBaseline(c, size, cs)
+// publisherMCL returns the publishing part of mcl's side of a row (publish,
+// drain and close; no counters): a Publisher on c that publishes payloads
+// of f.size bytes as f.v says.
+func publisherMCL(c *mcl.Connection, f flow) (*side, error) {
+	pub, err := mcl.NewPublisher(c, f.v.options()...)
 	if err != nil {
 		return nil, err
 	}
-	publish, closePub, err := publisherBaseline(c, size)
+	p := payload(f.size)
+	s := &side{publish: func() error { return pub.PublishRaw(benchTopic, p) }, close: func() { pub.Close() }}
+	if f.v.batched() {
+		s.drain = pub.Flush
+	}
+	return s, nil
+}
+
+// benchTopic is the topic of a throughput row's messages.
+const benchTopic = "bench"
+
+// sideBaseline sets up f.subs bare sockets on c, each read by a goroutine
+// of its own, and a sending socket. Errors: those of opening the sockets.
+func sideBaseline(c *mcl.Connection, f flow) (*side, error) {
+	cs := newCounters(f.subs)
+	closeSubs, err := subscribeBaseline(c, f.lay, cs)
+	if err != nil {
+		return nil, err
+	}
+	s, err := publisherBaseline(c, f.lay)
 	if err != nil {
 		closeSubs()
 		return nil, err
 	}
-	return &side{publish: publish, cs: cs, close: func() { closeSubs(); closePub() }}, nil
+	s.cs = cs
+	closePub := s.close
+	s.close = func() { closeSubs(); closePub() }
+	return s, nil
 }
 
 // subscribeBaseline opens a bare socket on c for each counter, read by a
-// goroutine of its own that counts the whole messages of size bytes that
-// arrive. The function it returns closes the sockets and waits for the
-// goroutines. Errors: those of opening the sockets.
-func subscribeBaseline(c *mcl.Connection, size int, cs []*counter) (func(), error) {
+// goroutine of its own that counts the whole messages that arrive, laid
+// out as lay says. The function it returns closes the sockets and waits
+// for the goroutines. Errors: those of opening the sockets.
+func subscribeBaseline(c *mcl.Connection, lay layout, cs []*counter) (func(), error) {
 	var wg sync.WaitGroup
 	var rs []*sock.Receiver
 	closeAll := func() {
@@ -291,53 +344,82 @@ func subscribeBaseline(c *mcl.Connection, size int, cs []*counter) (func(), erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			receiveAll(r, n, size)
+			receiveAll(r, n, lay)
 		}()
 	}
 	return closeAll, nil
 }
 
-// publisherBaseline returns a function that sends a payload of size bytes
-// on c, cut as mcl cuts it, and one that closes the sending socket.
-func publisherBaseline(c *mcl.Connection, size int) (func() error, func(), error) {
+// publisherBaseline returns the publishing part of the baseline's side of
+// a row (publish, drain and close; no counters): a socket on c that sends
+// payloads laid out in datagrams as lay says, as mcl lays them out.
+func publisherBaseline(c *mcl.Connection, lay layout) (*side, error) {
 	snd, err := sock.Dial(sockConfig(c))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ds := datagrams(payload(size))
-	publish := func() error { return snd.Write(ds[0]) }
-	if len(ds) > 1 {
+	if lay.Record > 0 {
+		b := newBatchSender(snd, lay)
+		return &side{publish: b.publish, drain: b.drain, close: func() { snd.Close() }}, nil
+	}
+	heads, bodies := lay.frames(payload(lay.Size))
+	publish := func() error { return snd.Write(heads[0]) }
+	if len(heads) > 1 {
 		// Each piece carries its number in the stream, so that a
 		// subscriber tells a whole message from pieces of several.
 		var seq uint64
-		publish = func() error {
-			for _, d := range ds {
+		number := func() {
+			for _, d := range heads {
 				stamp(d, seq)
 				seq++
 			}
-			return snd.WriteBatch(ds)
+		}
+		publish = func() error {
+			number()
+			return snd.WriteBatch(heads)
+		}
+		if bodies != nil {
+			// mcl/2's pieces: the headers and the pieces taking turns,
+			// sent as one run of datagrams with UDP GSO, as its Publisher
+			// sends them.
+			iov := make([][]byte, 0, 2*len(heads))
+			for i := range heads {
+				iov = append(iov, heads[i], bodies[i])
+			}
+			segment := lay.Extra + lay.Piece
+			publish = func() error {
+				number()
+				return snd.WriteSegments(iov, segment)
+			}
 		}
 	}
-	return publish, func() { snd.Close() }, nil
+	return &side{publish: publish, close: func() { snd.Close() }}, nil
 }
 
-// receiveAll counts the whole messages of size bytes that reach r, until
-// r is closed. Counting bytes instead would credit the pieces of messages
-// that lost others, which mcl's reassembly never delivers.
-func receiveAll(r *sock.Receiver, c *counter, size int) {
+// receiveAll counts the whole messages that reach r, laid out as lay says,
+// until r is closed. Counting bytes instead would credit the pieces of
+// messages that lost others, which mcl's reassembly never delivers.
+func receiveAll(r *sock.Receiver, c *counter, lay layout) {
 	ms := make([]sock.Message, 16)
 	for i := range ms {
 		ms[i].Buf = make([]byte, wire.MaxDatagram)
 	}
-	w := wholes{n: uint64(max(1, (size+wire.MTU-1)/wire.MTU))} // as datagrams cuts
+	w := wholes{n: uint64(max(1, lay.Pieces))}
 	for {
 		n, err := r.ReadBatch(ms)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		for _, m := range ms[:n] {
-			if w.add(m.Buf[:m.N]) {
-				c.add(size)
+		for i := range ms[:n] {
+			for d := range ms[i].Datagrams { // one, or a run the kernel coalesced (GRO)
+				switch {
+				case lay.Record > 0: // many messages a datagram
+					if k := (len(d) - lay.Header) / lay.Record; k > 0 {
+						c.addN(k, k*lay.Size)
+					}
+				case w.add(d):
+					c.add(lay.Size)
+				}
 			}
 		}
 	}
