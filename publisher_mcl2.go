@@ -92,12 +92,11 @@ func DatagramSize(n int) PublishOption {
 // message waits behind others (64 sends) and the memory held.
 const maxQueued = 64
 
-// lightGap is how long nothing must have been queued or sent for a
-// Publish to find traffic light: about the time of one send of a
-// small datagram, well under a round trip through the kernel (16-25 µs
-// here, so that 20 µs sent a round trip's reply by hand-off half the
-// time), and far over the 0.1 µs between Publishes in a run.
-const lightGap = 5 * time.Microsecond
+// minLight is how long after a Publish that sent in its call returned
+// the next finds traffic light (see publish2): longer than a loop of
+// Publish calls takes between two (0.1 µs), shorter than waiting for a
+// reply takes (a read from the socket, 1 µs or more).
+const minLight = time.Microsecond
 
 // batcher is an mcl/2 Publisher's sending state. The fields under the
 // Publisher's mu are filled by Publish; a datagram in the sending list
@@ -108,18 +107,18 @@ type batcher struct {
 	size int    // datagram size
 
 	// Under Publisher.mu:
-	seq     uint64    // the next datagram's sequence number
-	msgID   uint64    // the next fragmented message's id
-	cur     []byte    // the datagram being filled, or empty
-	full    [][]byte  // filled datagrams, in order, not yet sent
-	free    [][]byte  // spare datagram buffers
-	busy    bool      // a goroutine is sending
-	waiting bool      // the sender goroutine waits for a kick
-	quiet   time.Time // since when nothing was queued or sent, while waiting
-	err     error     // the first error of a send no caller has seen yet
-	idle    sync.Cond
-	kick    chan struct{} // wakes the sender goroutine; nil when Express
-	stopped chan struct{} // closed when the sender goroutine ends
+	seq      uint64    // the next datagram's sequence number
+	msgID    uint64    // the next fragmented message's id
+	cur      []byte    // the datagram being filled, or empty
+	full     [][]byte  // filled datagrams, in order, not yet sent
+	free     [][]byte  // spare datagram buffers
+	busy     bool      // a goroutine is sending
+	waiting  bool      // the sender goroutine waits for a kick
+	returned time.Time // when a Publish that sent in its call returned
+	err      error     // the first error of a send no caller has seen yet
+	idle     sync.Cond
+	kick     chan struct{} // wakes the sender goroutine; nil when Express
+	stopped  chan struct{} // closed when the sender goroutine ends
 
 	sending [][]byte // the sender's, outside the lock
 	heads   []byte   // fragment headers, back to back, each as long
@@ -163,13 +162,17 @@ func (p *Publisher) publish2(topic string, payload []byte) error {
 	if p.express {
 		return p.sendNow(topic, payload)
 	}
-	// Traffic is light when nothing is queued or being sent, and nothing
-	// was for a while: the message goes out in this call, with no
-	// hand-off to the sender goroutine (a round trip in mcl bench took a
-	// fifth to a third longer with one each way). Published in a run,
-	// messages queue for the sender goroutine and share datagrams. The
-	// clock is read only while that goroutine waits.
-	if b.waiting && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && time.Since(b.quiet) >= lightGap {
+	// Traffic is light when nothing is queued or being sent, and the
+	// caller did something else since its last Publish returned (waited
+	// for a reply, read a sensor): the message goes out in this call,
+	// with no hand-off to the sender goroutine (a round trip took a fifth
+	// to a half longer with one each way). Published in a run, one call
+	// right after the other, messages queue for the sender goroutine and
+	// share datagrams. Not measured from the last send: a send to a local
+	// receiver can return after the reply to it came, so that a
+	// ping-pong looked like a run. The clock is read only while the
+	// sender goroutine waits.
+	if b.waiting && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && time.Since(b.returned) >= minLight {
 		return p.sendNow(topic, payload)
 	}
 	for len(b.full) >= maxQueued && !p.closed {
@@ -215,7 +218,7 @@ func (p *Publisher) sendNow(topic string, payload []byte) error {
 	err := p.s.Write(d)
 	p.mu.Lock()
 	b.busy = false
-	b.quiet = time.Now()
+	b.returned = time.Now()
 	b.free = append(b.free, d[:0])
 	b.idle.Broadcast()
 	p.count(err, 1, len(d))
@@ -260,7 +263,7 @@ func (p *Publisher) sendLoop() {
 			}
 			p.sendQueued()
 		}
-		b.waiting, b.quiet = ok, time.Now()
+		b.waiting = ok
 		p.mu.Unlock()
 		if !ok {
 			return
