@@ -19,17 +19,19 @@ import (
 // messages from concurrent calls go out whole, one after the other.
 //
 // In the seed framing (the default), each message goes out in the call
-// that publishes it. In mcl/2 (WithFraming(FramingMCL2)), unless Express,
-// Publish queues the message and a goroutine of the Publisher sends:
-// at once when it is idle, and otherwise, while a send is in flight,
-// messages published meanwhile join the next datagram (flush on idle: no
-// timer ever holds a message back for a datagram to fill). A message
-// waits at most for the datagrams queued before it, at most 64, after
-// which Publish waits for room. Messages too large for one datagram go
-// out in the call, in fragments, after those queued before them. Flush
-// waits until all are sent; Close sends them first. An error of a send
-// that failed after Publish returned is returned by the next Publish,
-// Flush or Close.
+// that publishes it. In mcl/2 (WithFraming(FramingMCL2)), unless Express:
+// when traffic is light (nothing queued or being sent, and the caller did
+// something else since its last Publish, such as wait for a reply), the
+// message goes out in the call too. Published in a run, one call right
+// after another, messages queue, and a goroutine of the Publisher sends
+// them: those published while a send is in flight join the next datagram
+// (flush on idle: no timer ever holds a message back for a datagram to
+// fill). A message waits at most for the datagrams queued before it, at
+// most 64, after which Publish waits for room. Messages too large for one
+// datagram go out in the call, in fragments, after those queued before
+// them. Flush waits until all are sent; Close sends them first. An error
+// of a send that failed after Publish returned is returned by the next
+// Publish, Flush or Close.
 type Publisher struct {
 	conn *Connection
 	s    *sock.Sender
