@@ -355,3 +355,21 @@ func writeSysctl(key, val string) error {
 	}
 	return nil
 }
+
+// setLinkMTU sets the MTU of both links of the sandbox network.
+func setLinkMTU(mtu int) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("sandbox: netlink: %w", err)
+	}
+	defer h.Close()
+	var links []netlink.Link
+	for _, name := range []string{ifaceName, peerName} {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("sandbox: %s: %w", name, err)
+		}
+		links = append(links, l)
+	}
+	return setMTUs(h, mtu, links)
+}

@@ -220,6 +220,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--datagram-size", "99", "--payload", "1"}, "", 2, "--datagram-size 99"},
 		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--rate", "5M", "--payload", "1"}, "", 2, "--rate goes with --framing seed"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
+		{[]string{"bench", "--mtu", "100"}, "", 2, "--mtu 100"},
 	} {
 		r := mcl_(context.Background(), tc.in, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
