@@ -92,6 +92,13 @@ func DatagramSize(n int) PublishOption {
 // message waits behind others (64 sends) and the memory held.
 const maxQueued = 64
 
+// maxWait is how long a queued message may wait for the sender goroutine
+// to start: a Publish that finds it kicked longer ago and still not at
+// work sends the queue itself. A send in flight is not interrupted: a
+// message also waits for it, which is long only while the socket's send
+// buffer is full.
+const maxWait = time.Millisecond
+
 // minLight is how long after a Publish that sent in its call returned
 // the next finds traffic light (see publish2): longer than a loop of
 // Publish calls takes between two (0.1 µs), shorter than waiting for a
@@ -114,6 +121,7 @@ type batcher struct {
 	free     [][]byte  // spare datagram buffers
 	busy     bool      // a goroutine is sending
 	waiting  bool      // the sender goroutine waits for a kick
+	kicked   time.Time // when it was last kicked
 	returned time.Time // when a Publish that sent in its call returned
 	err      error     // the first error of a send no caller has seen yet
 	idle     sync.Cond
@@ -193,9 +201,15 @@ func (p *Publisher) publish2(topic string, payload []byte) error {
 	// A sender goroutine at work finds the message when it looks again;
 	// only one that waits needs waking, which costs a system call when
 	// its thread sleeps.
-	if b.waiting {
+	switch {
+	case b.waiting:
 		b.waiting = false
+		b.kicked = time.Now()
 		b.kick <- struct{}{} // never blocks: the sender emptied it before waiting
+	case !b.busy && time.Since(b.kicked) > maxWait:
+		// Kicked, and not yet at work: the scheduler has not run it.
+		// The queue goes out from here, so that no message waits longer.
+		p.sendQueued()
 	}
 	return nil
 }
