@@ -106,10 +106,11 @@ datagrams fitting the link.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep)
 			}
+			mtu := 0
 			if n, err := sandbox.Current(); err == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "link: a veth pair of MTU %d\n", n.MTU)
+				mtu = n.MTU
 			}
-			printReport(cmd.OutOrStdout(), rep)
+			printReport(cmd.OutOrStdout(), rep, mtu)
 			return nil
 		},
 	}
@@ -178,8 +179,11 @@ func isTerminal(f *os.File) bool {
 // run of --repeat, gets a "!" after its ratio and names that side in its
 // last column: its rate then counts only what arrived, at a pace the
 // receiver did not sustain without loss.
-func printReport(w io.Writer, rep *bench.Report) {
+func printReport(w io.Writer, rep *bench.Report, mtu int) {
 	fmt.Fprintln(w, modeLine(rep.Mode))
+	if mtu > 0 {
+		fmt.Fprintf(w, "link: a veth pair of MTU %d\n", mtu)
+	}
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "throughput\tframing\tsubs\tmcl msg/s\tmcl MB/s\tmcl loss\tbase msg/s\tbase MB/s\tbase loss\tratio\tlost in\t")

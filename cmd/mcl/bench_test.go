@@ -59,7 +59,7 @@ func lossyReport() *bench.Report {
 // next to its ratio, and a row that did not carries no mark.
 func TestPrintReportMarksLoss(t *testing.T) {
 	var out bytes.Buffer
-	printReport(&out, lossyReport())
+	printReport(&out, lossyReport(), 0)
 	row := func(prefix string) []string {
 		for line := range strings.Lines(out.String()) {
 			if f := strings.Fields(line); len(f) > 4 && strings.Join(f[:4], " ") == prefix {
@@ -130,7 +130,7 @@ func TestReportJSONMarksLoss(t *testing.T) {
 func TestPrintReportMode(t *testing.T) {
 	for _, mode := range []string{bench.ModeInProcess, bench.ModeCrossProcess} {
 		var out bytes.Buffer
-		printReport(&out, &bench.Report{Mode: mode})
+		printReport(&out, &bench.Report{Mode: mode}, 0)
 		if first, _, _ := strings.Cut(out.String(), "\n"); !strings.HasPrefix(first, "mode: "+mode+": ") {
 			t.Errorf("first line %q, want the mode %s", first, mode)
 		}
