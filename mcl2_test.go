@@ -141,6 +141,18 @@ func TestMCL2Close(t *testing.T) {
 	if st := p.Stats(); st.Messages != 1000 || st.Datagrams >= 1000 {
 		t.Fatalf("publisher stats %+v: 1000 messages in fewer datagrams expected", st)
 	}
+	// A Publisher opened again, as a restarted process would, is a new
+	// sender: its numbers start over without a jump or a loss.
+	p = publisher2(t, c)
+	for i := range 10 {
+		if err := p.Publish("n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nextInts(t, s, seq(10)...)
+	if st, ss := s.Stats(), s.Senders(); st.Senders != 2 || len(ss) != 2 || st.Jumps != 0 || st.Lost != 0 || ss[0].ID == ss[1].ID {
+		t.Fatalf("after a second Publisher: stats %+v, senders %+v", st, ss)
+	}
 }
 
 func seq(n int) []int {

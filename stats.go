@@ -24,8 +24,8 @@ type SubscriberStats struct {
 	Datagrams   uint64 // datagrams read from the socket
 	Bytes       uint64 // bytes in those datagrams
 	Delivered   uint64 // messages handed to the callback, Next, or channel
-	Filtered    uint64 // datagrams whose topic is not subscribed
-	Malformed   uint64 // datagrams that are not valid frames
+	Filtered    uint64 // datagrams (mcl/2: messages) whose topic is not subscribed
+	Malformed   uint64 // datagrams (mcl/2: records) that are not valid frames
 	Fragments   uint64 // fragment datagrams of subscribed topics
 	Reassembled uint64 // fragmented messages completed
 	Duplicates  uint64 // fragments received twice, dropped
