@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcl-go/mcl/wire/mcl2"
@@ -114,16 +115,17 @@ type batcher struct {
 	size int    // datagram size
 
 	// Under Publisher.mu:
-	seq      uint64    // the next datagram's sequence number
-	msgID    uint64    // the next fragmented message's id
-	cur      []byte    // the datagram being filled, or empty
-	full     [][]byte  // filled datagrams, in order, not yet sent
-	free     [][]byte  // spare datagram buffers
-	busy     bool      // a goroutine is sending
-	waiting  bool      // the sender goroutine waits for a kick
-	kicked   time.Time // when it was last kicked
-	returned time.Time // when a Publish that sent in its call returned
-	err      error     // the first error of a send no caller has seen yet
+	seq      uint64      // the next datagram's sequence number
+	msgID    uint64      // the next fragmented message's id
+	cur      []byte      // the datagram being filled, or empty
+	full     [][]byte    // filled datagrams, in order, not yet sent
+	free     [][]byte    // spare datagram buffers
+	busy     bool        // a goroutine is sending
+	waiting  bool        // the sender goroutine waits for a kick
+	idleHint atomic.Bool // waiting, for a Publish to read before it locks
+	kicked   time.Time   // when it was last kicked
+	returned time.Time   // when a Publish that sent in its call returned
+	err      error       // the first error of a send no caller has seen yet
 	idle     sync.Cond
 	kick     chan struct{} // wakes the sender goroutine; nil when Express
 	stopped  chan struct{} // closed when the sender goroutine ends
@@ -152,14 +154,15 @@ func (p *Publisher) startBatcher() error {
 	if !p.express {
 		b.kick = make(chan struct{}, 1)
 		b.stopped = make(chan struct{})
-		b.waiting = true
+		b.setWaiting(true)
 		go p.sendLoop()
 	}
 	return nil
 }
 
-// publish2 sends or queues one message in mcl/2. p.mu is held.
-func (p *Publisher) publish2(topic string, payload []byte) error {
+// publish2 sends or queues one message in mcl/2, published at called.
+// p.mu is held.
+func (p *Publisher) publish2(topic string, payload []byte, called time.Time) error {
 	b := p.b
 	if err := b.takeErr(); err != nil {
 		return err
@@ -171,16 +174,18 @@ func (p *Publisher) publish2(topic string, payload []byte) error {
 		return p.sendNow(topic, payload)
 	}
 	// Traffic is light when nothing is queued or being sent, and the
-	// caller did something else since its last Publish returned (waited
-	// for a reply, read a sensor): the message goes out in this call,
-	// with no hand-off to the sender goroutine (a round trip took a fifth
-	// to a half longer with one each way). Published in a run, one call
-	// right after the other, messages queue for the sender goroutine and
-	// share datagrams. Not measured from the last send: a send to a local
-	// receiver can return after the reply to it came, so that a
-	// ping-pong looked like a run. The clock is read only while the
-	// sender goroutine waits.
-	if b.waiting && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && time.Since(b.returned) >= minLight {
+	// caller did something else between its last Publish that sent and
+	// this call (waited for a reply, read a sensor): the message goes out
+	// in this call, with no hand-off to the sender goroutine (a round
+	// trip took a fifth to a half longer with one each way). Published in
+	// a run, one call right after the other, messages queue for the
+	// sender goroutine and share datagrams. Measured from the call, so
+	// that encoding a value is not taken for something else (under the
+	// race detector, and for large values, it takes over 1 µs); and from
+	// the last send's return, not its start: a send to a local receiver
+	// can return after the reply to it came, so that a ping-pong looked
+	// like a run.
+	if b.waiting && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && !called.IsZero() && called.Sub(b.returned) >= minLight {
 		return p.sendNow(topic, payload)
 	}
 	for len(b.full) >= maxQueued && !p.closed {
@@ -203,7 +208,7 @@ func (p *Publisher) publish2(topic string, payload []byte) error {
 	// its thread sleeps.
 	switch {
 	case b.waiting:
-		b.waiting = false
+		b.setWaiting(false)
 		b.kicked = time.Now()
 		b.kick <- struct{}{} // never blocks: the sender emptied it before waiting
 	case !b.busy && time.Since(b.kicked) > maxWait:
@@ -242,6 +247,13 @@ func (p *Publisher) sendNow(topic string, payload []byte) error {
 	return nil
 }
 
+// setWaiting records whether the sender goroutine waits for a kick.
+// p.mu is held.
+func (b *batcher) setWaiting(w bool) {
+	b.waiting = w
+	b.idleHint.Store(w)
+}
+
 // buffer returns an empty datagram buffer of capacity b.size. p.mu is
 // held.
 func (b *batcher) buffer() []byte {
@@ -277,7 +289,7 @@ func (p *Publisher) sendLoop() {
 			}
 			p.sendQueued()
 		}
-		b.waiting = ok
+		b.setWaiting(ok)
 		p.mu.Unlock()
 		if !ok {
 			return
