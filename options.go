@@ -131,8 +131,12 @@ func defaultSubConfig() subConfig {
 }
 
 // Topics delivers only messages whose topic is one of topics, as the
-// seed's `topics` argument; no topics (the default) delivers all.
-// Filtering happens before the payload is decoded or reassembled.
+// seed's `topics` argument; no topics (the default) delivers all. A topic
+// with "*" is a pattern: split on "/", a segment "*" matches any one
+// segment and "**" any number, none included ("camera/*", "**/front").
+// "*" within a segment is refused: subscribe returns ErrBadOption.
+// Filtering happens before the payload is decoded or reassembled; a list
+// of exact names costs one map lookup a message.
 func Topics(topics ...string) SubscribeOption {
 	return func(s *subConfig) error {
 		s.topics = append(s.topics, topics...)

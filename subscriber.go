@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mcl-go/mcl/internal/topic"
 )
 
 // Subscriber receives the messages published to a group. A process's
@@ -45,8 +47,8 @@ type Subscriber struct {
 	conn   *Connection
 	f      *feed
 	q      *queue
-	topics map[string]struct{} // nil: every topic
-	ready  chan struct{}       // holds a value after messages were queued
+	topics *topic.Filter // nil: every topic
+	ready  chan struct{} // holds a value after messages were queued
 
 	handler func(*Subscriber, *Message)
 	cur     Message // the consumer's message
@@ -110,18 +112,17 @@ func subscribe(c *Connection, handler func(*Subscriber, *Message), opts []Subscr
 			return nil, err
 		}
 	}
+	topics, err := topic.NewFilter(cfg.topics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOption, err)
+	}
 	s := &Subscriber{
 		conn:    c,
 		q:       newQueue(cfg.queueLen, cfg.queueBytes, cfg.overflow),
 		ready:   make(chan struct{}, 1),
 		handler: handler,
 		done:    make(chan struct{}),
-	}
-	if len(cfg.topics) > 0 {
-		s.topics = make(map[string]struct{}, len(cfg.topics))
-		for _, t := range cfg.topics {
-			s.topics[t] = struct{}{}
-		}
+		topics:  topics,
 	}
 	f, err := join(s, cfg.limits)
 	if err != nil {
@@ -277,11 +278,7 @@ func (s *Subscriber) unwatch() {
 
 // wants reports whether the Subscriber takes messages of topic.
 func (s *Subscriber) wants(topic []byte) bool {
-	if s.topics == nil {
-		return true
-	}
-	_, ok := s.topics[string(topic)]
-	return ok
+	return s.topics.Match(topic)
 }
 
 // signal tells a waiting consumer to look at its queue again.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mcl-go/mcl/mcap"
+
+	"github.com/mcl-go/mcl/internal/topic"
 )
 
 // Record is one recorded message.
@@ -25,7 +27,7 @@ type Record struct {
 
 // Filter selects records. The zero value selects all.
 type Filter struct {
-	Topics []string  // only these topics; empty means all
+	Topics []string  // only these topics, or topics matching these patterns (as mcl.Topics); empty means all
 	Start  time.Time // only log times at or after Start (zero: from the beginning)
 	End    time.Time // only log times before End (zero: to the end)
 }
@@ -85,23 +87,22 @@ func (f *File) Records(filter Filter) iter.Seq2[Record, error] {
 	if !filter.End.IsZero() {
 		opts.End = uint64(filter.End.UnixNano())
 	}
-	// Non-UTF-8 topics are stored replaced; filter on the exact topic after.
-	exact := len(filter.Topics) > 0
-	if exact {
-		opts.Topics = nil
-	}
-	want := map[string]bool{}
-	for _, t := range filter.Topics {
-		want[t] = true
-	}
+	// Non-UTF-8 topics are stored replaced, and patterns are ours: filter
+	// on the exact topic after.
+	opts.Topics = nil
+	want, err := topic.NewFilter(filter.Topics)
 	return func(yield func(Record, error) bool) {
+		if err != nil {
+			yield(Record{}, fmt.Errorf("recording: %w", err))
+			return
+		}
 		for mv, err := range f.r.Messages(opts) {
 			if err != nil {
 				yield(Record{}, fmt.Errorf("recording: %s: %w", f.name, err))
 				return
 			}
 			rec := toRecord(mv)
-			if exact && !want[rec.Topic] {
+			if !want.MatchString(rec.Topic) {
 				continue
 			}
 			if !yield(rec, nil) {

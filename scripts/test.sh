@@ -51,10 +51,10 @@ go test -race -count=1 ./...
 # A 386 program runs here, so 32-bit code is tested, not just compiled:
 # the pure packages, and internal/sock for the kernel's 32-bit msghdr,
 # iovec and control message layouts. No -race: 386 has no race detector.
-CGO_ENABLED=0 GOARCH=386 go test -count=1 ./wire ./wire/mcl2 ./internal/reassembly ./internal/senders ./internal/msgjson ./mcap ./internal/sock
+CGO_ENABLED=0 GOARCH=386 go test -count=1 ./wire ./wire/mcl2 ./internal/reassembly ./internal/senders ./internal/topic ./internal/msgjson ./mcap ./internal/sock
 
 for target in wire:FuzzDecode:400000x wire/mcl2:FuzzDecode:400000x internal/reassembly:FuzzReassemble:250000x internal/reassembly:FuzzReassembleFaults:250000x \
-	internal/reassembly:FuzzJoiner:60000x internal/senders:FuzzObserve:200000x internal/msgjson:FuzzToJSON:400000x \
+	internal/reassembly:FuzzJoiner:60000x internal/senders:FuzzObserve:200000x internal/topic:FuzzMatch:400000x internal/msgjson:FuzzToJSON:400000x \
 	internal/msgjson:FuzzFromJSON:200000x mcap:FuzzReader:250000x; do
 	IFS=: read -r pkg fn budget <<<"$target"
 	go test -run='^$' -fuzz="^${fn}\$" -fuzztime="${fuzztime:-$budget}" "./$pkg"

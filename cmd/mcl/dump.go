@@ -75,6 +75,9 @@ is skipped with a warning. Either makes the exit status 1.`,
 			if hasEnd && end <= start {
 				return usagef("--end %s must be after --start %s", end, start)
 			}
+			if err := checkTopics(topics); err != nil {
+				return err
+			}
 			if err := checkInputFiles(args); err != nil {
 				return err
 			}
@@ -115,7 +118,7 @@ is skipped with a warning. Either makes the exit status 1.`,
 		},
 	}
 	f := c.Flags()
-	f.StringArrayVarP(&topics, "topic", "t", nil, "print only this topic; repeat for several (default: all topics)")
+	f.StringArrayVarP(&topics, "topic", "t", nil, "print only this topic; repeat for several (default: all topics)"+topicHelp)
 	f.StringVarP(&format, "format", "f", "jsonl", "output format: jsonl (one JSON object a line) or csv")
 	f.DurationVar(&start, "start", 0, "skip messages received less than this long after the earliest one in the files, e.g. 1m30s")
 	f.DurationVar(&end, "end", 0, "stop before messages received this long after the earliest one, e.g. 2m (default: the end)")

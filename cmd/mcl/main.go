@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/topic"
 	"github.com/mcl-go/mcl/wire"
 )
 
@@ -183,11 +184,26 @@ func (g *groupFlags) registerGap(f *pflag.FlagSet) {
 	f.DurationVar(&g.gap, "gap", wire.DefaultLimits().Gap, "drop a fragmented message when this long passes between two of its fragments (see docs/wire.md)")
 }
 
+// topicHelp explains what a --topic flag takes.
+const topicHelp = `: a name, or a pattern: "*" is any one /-separated segment, "**" any number (camera/*, **/front)`
+
+// checkTopics returns a usage error for a --topic pattern that
+// internal/topic refuses.
+func checkTopics(list []string) error {
+	if _, err := topic.NewFilter(list); err != nil {
+		return usagef("--topic: %v", err)
+	}
+	return nil
+}
+
 // subscribeOptions returns the options of the receiving commands'
 // Subscribers. Errors: a usage error for a --gap that is not positive.
 func (g *groupFlags) subscribeOptions() ([]mcl.SubscribeOption, error) {
 	if g.gap <= 0 {
 		return nil, usagef("--gap %v: must be positive", g.gap)
+	}
+	if err := checkTopics(g.topics); err != nil {
+		return nil, err
 	}
 	return []mcl.SubscribeOption{mcl.Topics(g.topics...), mcl.ReassemblyLimits(wire.Limits{Gap: g.gap})}, nil
 }

@@ -221,6 +221,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--rate", "5M", "--payload", "1"}, "", 2, "--rate goes with --framing seed"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
 		{[]string{"bench", "--mtu", "100"}, "", 2, "--mtu 100"},
+		{[]string{"sub", "--topic", "cam*", "--timeout", "1ms"}, "", 2, `--topic: topic: "*" and "**" must be whole segments`},
+		{[]string{"replay", "--topic", "a/b*", "nosuch.mcap"}, "", 2, "--topic"},
+		{[]string{"dump", "--topic", "**x", "nosuch.mcap"}, "", 2, "--topic"},
 	} {
 		r := mcl_(context.Background(), tc.in, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {

@@ -162,7 +162,7 @@ failed.`,
 	f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
 	g.usesRcv = true
 	g.registerGap(f)
-	f.StringArrayVarP(&g.topics, "topic", "t", nil, "record only this topic; repeat for several (default: all)")
+	f.StringArrayVarP(&g.topics, "topic", "t", nil, "record only this topic; repeat for several (default: all)"+topicHelp)
 	f.StringVarP(&out, "output", "o", "", "directory for numbered files, or a file name ending in .mcap")
 	f.Int64Var(&opts.SplitSize, "split-size", 0, "start a new file after this many bytes, e.g. 1073741824 (needs a directory)")
 	f.DurationVar(&opts.SplitDuration, "split-duration", 0, "start a new file after this long, e.g. 10m (needs a directory)")

@@ -38,6 +38,9 @@ sent and how late the latest was.`,
 			if opts.Speed < 0 || start < 0 || end < 0 || (end > 0 && end <= start) {
 				return usagef("--speed, --start and --end must not be negative, and --end must come after --start")
 			}
+			if err := checkTopics(topics); err != nil {
+				return err
+			}
 			first, _, err := recording.Span(files)
 			if err != nil {
 				return err
@@ -110,7 +113,7 @@ sent and how late the latest was.`,
 	f := c.Flags()
 	f.Float64Var(&opts.Speed, "speed", 1, "timing scale: 1 real time, 2 twice as fast, 0 as fast as possible")
 	f.BoolVar(&opts.Loop, "loop", false, "start over at the end, until Ctrl-C")
-	f.StringArrayVarP(&topics, "topic", "t", nil, "replay only this topic; repeat for several (default: all)")
+	f.StringArrayVarP(&topics, "topic", "t", nil, "replay only this topic; repeat for several (default: all)"+topicHelp)
 	f.DurationVar(&start, "start", 0, "skip messages before this offset from the first, e.g. 30s")
 	f.DurationVar(&end, "end", 0, "stop at this offset from the first message, e.g. 2m")
 	return c

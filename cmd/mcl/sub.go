@@ -98,7 +98,7 @@ them). It exits 1 when --timeout ends it before --count messages arrived.`,
 	}
 	g.register(c, true)
 	f := c.Flags()
-	f.StringArrayVarP(&g.topics, "topic", "t", nil, "print only this topic; repeat for several (default: all topics)")
+	f.StringArrayVarP(&g.topics, "topic", "t", nil, "print only this topic; repeat for several (default: all topics)"+topicHelp)
 	f.IntVarP(&count, "count", "n", 0, "exit after this many messages (default: no limit)")
 	f.DurationVar(&timeout, "timeout", 0, "exit after this long, e.g. 10s or 1m30s (default: no limit)")
 	f.BoolVar(&meta, "meta", false, `add "sender" and "time" to each line`)
