@@ -36,11 +36,18 @@ and bytes that are not UTF-8 text (msgpack bin, or a Python 2 str holding
 binary) as {"$bytes": "<base64>"}; see docs/cli.md for every rule. With
 --meta each line also carries "sender" (address:port) and "time" (RFC 3339).
 
+It receives both framings: the seed's (Python nodes, and mcl pub by default)
+and mcl/2's (mcl pub --framing mcl2, see docs/mcl2.md). --topic takes names
+and patterns ("*" one /-separated segment, "**" any number).
+
 sub stops after --count messages, after --timeout, or on Ctrl-C, then writes
 its counters to standard error, one "name value" a line ("delivered N" among
-them). It exits 1 when --timeout ends it before --count messages arrived.`,
+them), and a line per mcl/2 sender heard: "sender ID from ADDR datagrams N
+lost N reordered N repeated N late N jumps N". It exits 1 when --timeout ends
+it before --count messages arrived.`,
 		Example: `  mcl sub
   mcl sub --topic gps --topic imu --count 100
+  mcl sub --topic 'camera/*' --topic '**/front'
   mcl sub --group 239.192.0.1 --iface eth0 --timeout 10s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
