@@ -170,7 +170,6 @@ func TestMCL2Options(t *testing.T) {
 		{mcl.WithFraming(7)},
 		{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(100)},
 		{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(70000)},
-		{mcl.WithFraming(mcl.FramingMCL2), mcl.Pace(mcl.MinPace)},
 	} {
 		if _, err := mcl.NewPublisher(c, opts...); !errors.Is(err, mcl.ErrBadOption) {
 			t.Errorf("NewPublisher: %v, want ErrBadOption", err)
@@ -501,4 +500,60 @@ func TestMCL2Hostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextInts(t, s, 42)
+}
+
+// TestMCL2Pace: a paced mcl/2 Publisher delivers batched and fragmented
+// messages exact, and Close cuts a long paced message short.
+func TestMCL2Pace(t *testing.T) {
+	c := conn(t, "ff15::7708")
+	s := syncSubscriber(t, c, mcl.QueueLimits(10000, 1<<30))
+	p, err := mcl.NewPublisher(c, mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452), mcl.Pace(mcl.MinPace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		size := 100
+		if i%10 == 9 {
+			size = 20_000 // 15 datagrams
+		}
+		if err := p.PublishRaw("paced", binOf(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range n {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		size := 100
+		if i%10 == 9 {
+			size = 20_000
+		}
+		if !bytes.Equal(m.Payload, binOf(i, size)) {
+			t.Fatalf("message %d: %d bytes, not those sent", i, len(m.Payload))
+		}
+	}
+	// 40 MB takes 40 s at this pace; once its first datagrams are out,
+	// Close cuts it short.
+	errc := make(chan error, 1)
+	go func() { errc <- p.PublishRaw("paced", binOf(0, 40_000_000)) }()
+	before := s.Stats().Fragments
+	eventually(t, "the big message's first fragments", func() bool { return s.Stats().Fragments > before+2 })
+	if err := p.Close(); err != nil && !errors.Is(err, mcl.ErrClosed) {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, mcl.ErrClosed) {
+			t.Errorf("publish cut short by Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a paced publish")
+	}
 }

@@ -87,8 +87,11 @@ const MinPace = 1_000_000
 // receive buffers must hold whole (a 50 MB message is 834 datagrams of
 // 60 KB; a receiver's kernel drops what its buffer cannot hold, and with
 // one fragment lost the message is lost). Publish waits for its turn, as
-// long as that takes; Close ends the wait. NewPublisher returns
-// ErrBadOption for a rate under MinPace.
+// long as that takes; Close ends the wait. In mcl/2 the datagrams queued
+// for the sender goroutine wait their turn there, and Close's wait for
+// them: those it cuts short are not sent, and Close says how many. Runs of
+// fragments go 64 KB at a time. NewPublisher returns ErrBadOption for a
+// rate under MinPace.
 func Pace(bytesPerSecond int) PublishOption {
 	return func(p *Publisher) error {
 		if bytesPerSecond < MinPace {
@@ -116,10 +119,6 @@ func NewPublisher(c *Connection, opts ...PublishOption) (*Publisher, error) {
 	p.s = s
 	p.encr = msgpack.NewEncoder(&p.enc)
 	if p.framing == FramingMCL2 {
-		if p.rate != 0 {
-			s.Close()
-			return nil, fmt.Errorf("%w: Pace with FramingMCL2: not supported yet", ErrBadOption)
-		}
 		if err := p.startBatcher(); err != nil {
 			s.Close()
 			return nil, err
@@ -248,8 +247,9 @@ func (p *Publisher) sendFragments(topic string, payload []byte) error {
 }
 
 // pace waits, with a rate set, until a datagram of n bytes may go, and
-// books the time it takes at that rate. p.mu is held. Errors: ErrClosed
-// once Close is called.
+// books the time it takes at that rate. p.mu is held, or, in mcl/2, the
+// caller is the one sending (batcher.busy). Errors: ErrClosed once Close
+// is called.
 func (p *Publisher) pace(n int) error {
 	if p.rate == 0 {
 		return nil

@@ -40,8 +40,7 @@ func (f Framing) String() string {
 }
 
 // WithFraming sets the format the Publisher sends in (default
-// FramingSeed). NewPublisher returns ErrBadOption for another value, and
-// for FramingMCL2 with Pace, which it does not support.
+// FramingSeed). NewPublisher returns ErrBadOption for another value.
 func WithFraming(f Framing) PublishOption {
 	return func(p *Publisher) error {
 		if f != FramingSeed && f != FramingMCL2 {
@@ -234,7 +233,10 @@ func (p *Publisher) sendNow(topic string, payload []byte) error {
 	b.seq++
 	b.busy = true
 	p.mu.Unlock()
-	err := p.s.Write(d)
+	err := p.pace(len(d))
+	if err == nil {
+		err = p.s.Write(d)
+	}
 	p.mu.Lock()
 	b.busy = false
 	b.returned = time.Now()
@@ -317,7 +319,7 @@ func (p *Publisher) sendQueued() {
 	b.busy = true
 	b.idle.Broadcast() // room in full again
 	p.mu.Unlock()
-	err := p.s.WriteBatch(b.sending)
+	err := p.writeQueued(b.sending)
 	p.mu.Lock()
 	b.busy = false
 	b.idle.Broadcast()
@@ -336,6 +338,48 @@ func (p *Publisher) sendQueued() {
 		}
 		b.sending[i] = nil
 	}
+}
+
+// writeQueued writes queued datagrams: in one call, or, with a Pace, one
+// at a time, each in its turn. The sender (b.busy) calls it without p.mu.
+func (p *Publisher) writeQueued(ds [][]byte) error {
+	if p.rate == 0 {
+		return p.s.WriteBatch(ds)
+	}
+	for i, d := range ds {
+		if err := p.pace(len(d)); err != nil {
+			return fmt.Errorf("%w: %d datagrams not sent", err, len(ds)-i)
+		}
+		if err := p.s.Write(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRun writes a run of equal datagrams (the last shorter), headers
+// and pieces taking turns in iov, with UDP GSO: in one call, or, with a
+// Pace, 64 KB at a time, each in its turn. The sender (b.busy) calls it
+// without p.mu.
+func (p *Publisher) writeRun(iov [][]byte, segment int) error {
+	if p.rate == 0 {
+		return p.s.WriteSegments(iov, segment)
+	}
+	per := max(1, 65000/segment) // datagrams a turn
+	for i := 0; i < len(iov); i += 2 * per {
+		run := iov[i:min(i+2*per, len(iov))]
+		n := 0
+		for _, b := range run {
+			n += len(b)
+		}
+		if err := p.pace(n); err != nil {
+			return err
+		}
+		if err := p.s.WriteSegments(run, segment); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sendLarge sends a message too large for one datagram as fragments,
@@ -386,7 +430,7 @@ func (p *Publisher) sendLarge(topic string, payload []byte) error {
 	}
 	b.busy = true
 	p.mu.Unlock()
-	err := p.s.WriteSegments(b.iov, segment)
+	err := p.writeRun(b.iov, segment)
 	p.mu.Lock()
 	b.busy = false
 	b.idle.Broadcast()

@@ -218,7 +218,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--framing", "3", "--payload", "1"}, "", 2, `--framing "3"`},
 		{[]string{"pub", "--topic", "t", "--express", "--payload", "1"}, "", 2, "go with --framing mcl2"},
 		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--datagram-size", "99", "--payload", "1"}, "", 2, "--datagram-size 99"},
-		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--rate", "5M", "--payload", "1"}, "", 2, "--rate goes with --framing seed"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
 		{[]string{"bench", "--mtu", "100"}, "", 2, "--mtu 100"},
 		{[]string{"sub", "--topic", "cam*", "--timeout", "1ms"}, "", 2, `--topic: topic: "*" and "**" must be whole segments`},

@@ -70,9 +70,6 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 				if r < mcl.MinPace {
 					return usagef("--rate %s: at least %dM: slower, the fragments of a message come so far apart that receivers drop it", rate, mcl.MinPace/1_000_000)
 				}
-				if g.framing != "seed" {
-					return usagef("--rate goes with --framing seed")
-				}
 				opts = append(opts, mcl.Pace(r))
 			}
 			conn, err := g.connection()
