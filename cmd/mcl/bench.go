@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/mcl-go/mcl/internal/bench"
 	"github.com/mcl-go/mcl/sandbox"
@@ -169,10 +170,9 @@ func progressBar(w io.Writer) func(done, total int, what string) {
 	}
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
+// isTerminal reports whether f is a terminal (golang.org/x/term: not
+// merely a character device, which /dev/null is too).
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // printReport writes rep as a throughput table, a latency table and a
 // legend. A row in which a side lost messages, in the run shown or in any

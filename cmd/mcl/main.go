@@ -98,7 +98,7 @@ bytes are fragmented.`,
 		return usage(errors.New(msg))
 	}
 	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(),
-		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd())
+		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd())
 	return root
 }
 

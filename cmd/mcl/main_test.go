@@ -220,7 +220,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--framing", "mcl2", "--datagram-size", "99", "--payload", "1"}, "", 2, "--datagram-size 99"},
 		{[]string{"bench", "--repeat", "0"}, "", 2, "--repeat"},
 		{[]string{"bench", "--mtu", "100"}, "", 2, "--mtu 100"},
-		{[]string{"sub", "--topic", "cam*", "--timeout", "1ms"}, "", 2, `--topic: topic: "*" and "**" must be whole segments`},
+		{[]string{"sub", "--topic", "cam*", "--timeout", "1ms"}, "", 2, `--topic: in a topic pattern, "*" and "**" must be whole segments`},
 		{[]string{"replay", "--topic", "a/b*", "nosuch.mcap"}, "", 2, "--topic"},
 		{[]string{"dump", "--topic", "**x", "nosuch.mcap"}, "", 2, "--topic"},
 	} {

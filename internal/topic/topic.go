@@ -16,7 +16,7 @@ import (
 
 // ErrPattern is returned by Compile and NewFilter for a "*" that is not a
 // whole segment.
-var ErrPattern = errors.New("topic: \"*\" and \"**\" must be whole segments, between slashes")
+var ErrPattern = errors.New("in a topic pattern, \"*\" and \"**\" must be whole segments, between slashes")
 
 // IsPattern reports whether s is a pattern rather than an exact name.
 func IsPattern(s string) bool { return strings.Contains(s, "*") }

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/census"
+)
+
+// topicsSorts are the orders --sort takes.
+var topicsSorts = []string{"name", "messages", "rate", "bandwidth", "size"}
+
+func newTopicsCmd() *cobra.Command {
+	var (
+		g         groupFlags
+		sortBy    string
+		interval  time.Duration
+		window    time.Duration
+		once      bool
+		asJSON    bool
+		maxTopics int
+	)
+	c := &cobra.Command{
+		Use:   "topics [--topic PATTERN ...] [--sort name|messages|rate|bandwidth|size] [--once] [--json]",
+		Short: "Show a live table of every topic on a group",
+		Long: `topics joins a group and counts every message by topic: messages, rate and
+bandwidth over the last --window, the shortest and longest time between two
+messages and its standard deviation (jitter), payload sizes (minimum, mean,
+maximum, in bytes) and the number of distinct sender addresses (up to 64,
+then "64+"). On a terminal it redraws the table every --interval; otherwise,
+or with --json, it prints one JSON object a line per --interval:
+  {"time": ..., "topics": [{"topic": "gps", "messages": 50, ...}], "refused": 0, "undecodable": 0, ...}
+With --once it listens for --window, prints once and exits 0.
+
+A footer counts undecodable datagrams (not mcl frames), messages of new
+topics refused past --max-topics, and, for mcl/2 senders, datagrams lost,
+reordered and repeated. mcl/2 loss is per sender, not per topic: the table
+has no loss column. Topics that are not printable text are shown quoted,
+with Go escapes, so that no topic can move the cursor or change colors.`,
+		Example: `  mcl topics
+  mcl topics --sort rate --topic 'camera/**'
+  mcl topics --once --window 10s --json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("topics takes no arguments; got %q (a topic goes with --topic)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains(topicsSorts, sortBy) {
+				return usagef("--sort %q: use %s", sortBy, strings.Join(topicsSorts, ", "))
+			}
+			if interval <= 0 || window <= 0 {
+				return usagef("--interval and --window must be positive")
+			}
+			if maxTopics <= 0 {
+				return usagef("--max-topics %d: must be positive", maxTopics)
+			}
+			conn, err := g.connection()
+			if err != nil {
+				return err
+			}
+			opts, err := g.subscribeOptions()
+			if err != nil {
+				return err
+			}
+			cen := census.NewWindow(maxTopics, window)
+			// Count in the Subscriber's goroutine, render on a ticker.
+			s, err := mcl.Subscribe(conn, func(m *mcl.Message) {
+				at := m.Received
+				if at.IsZero() {
+					at = time.Now()
+				}
+				cen.Add(m.Topic, len(m.Payload), m.Sender, at)
+			}, opts...)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			subscribed()
+			out := cmd.OutOrStdout()
+			v := topicsView{
+				where: conn.String(), sortBy: sortBy, census: cen, sub: s,
+				table: !asJSON && writesTerminal(out),
+			}
+			ctx := cmd.Context()
+			if once {
+				select {
+				case <-time.After(window):
+				case <-ctx.Done():
+				}
+				v.clear = false
+				return v.print(out, time.Now())
+			}
+			v.clear = v.table
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case now := <-tick.C:
+					if err := v.print(out, now); err != nil {
+						return err
+					}
+				}
+			}
+		},
+	}
+	g.register(c, true)
+	f := c.Flags()
+	f.StringArrayVarP(&g.topics, "topic", "t", nil, "count only this topic; repeat for several (default: all topics)"+topicHelp)
+	f.StringVar(&sortBy, "sort", "name", "order of the rows: "+strings.Join(topicsSorts, ", ")+" (numbers largest first)")
+	f.DurationVar(&interval, "interval", time.Second, "time between two refreshes")
+	f.DurationVar(&window, "window", census.DefaultWindow, "span that rate and bandwidth are measured over; with --once, how long to listen")
+	f.BoolVar(&once, "once", false, "listen for --window, print once and exit")
+	f.BoolVar(&asJSON, "json", false, "print JSON objects, even on a terminal")
+	f.IntVar(&maxTopics, "max-topics", census.DefaultLimit, "most topics to track; messages of further topics are counted as refused")
+	return c
+}
+
+// writesTerminal reports whether w is a terminal.
+func writesTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
+// topicsView renders the snapshots of a census.
+type topicsView struct {
+	where  string // the group, for the table's title
+	sortBy string
+	census *census.Census
+	sub    *mcl.Subscriber
+	table  bool // a table rather than JSON
+	clear  bool // redraw the table in place
+}
+
+// topicsFooter is what the Subscriber counts beside the census.
+type topicsFooter struct {
+	Refused     uint64 `json:"refused"`
+	Undecodable uint64 `json:"undecodable"`
+	Lost        uint64 `json:"lost"`
+	Reordered   uint64 `json:"reordered"`
+	Repeated    uint64 `json:"repeated"`
+	Dropped     uint64 `json:"dropped"`
+}
+
+func (v *topicsView) print(out io.Writer, now time.Time) error {
+	ts := v.census.Snapshot(now)
+	sortTopics(ts, v.sortBy)
+	st := v.sub.Stats()
+	foot := topicsFooter{
+		Refused: v.census.Refused(), Undecodable: st.Malformed,
+		Lost: st.Lost, Reordered: st.Reordered, Repeated: st.Repeated, Dropped: st.Dropped,
+	}
+	var b []byte
+	if v.table {
+		var buf bytes.Buffer
+		if v.clear {
+			buf.WriteString("\x1b[H\x1b[2J") // cursor home, clear the screen
+		}
+		renderTopicsTable(&buf, v.where, now, ts, foot, v.census.Limit())
+		b = buf.Bytes()
+	} else {
+		var err error
+		if b, err = topicsJSON(now, ts, foot); err != nil {
+			return err
+		}
+	}
+	if _, err := out.Write(b); err != nil {
+		return fmt.Errorf("write standard output: %w", err)
+	}
+	return nil
+}
+
+// sortTopics orders ts by name (bytewise) or by a number, largest first,
+// ties by name.
+func sortTopics(ts []census.TopicStats, by string) {
+	key := func(s census.TopicStats) float64 {
+		switch by {
+		case "messages":
+			return float64(s.Messages)
+		case "rate":
+			return s.Rate
+		case "bandwidth":
+			return s.Bandwidth
+		case "size":
+			return s.SizeMean
+		}
+		return 0
+	}
+	slices.SortFunc(ts, func(a, b census.TopicStats) int {
+		if c := cmp.Compare(key(b), key(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Topic, b.Topic)
+	})
+}
+
+// topicJSON is one topic in the JSON output.
+type topicJSON struct {
+	Topic       string    `json:"topic"`
+	Messages    uint64    `json:"messages"`
+	Rate        float64   `json:"rate_hz"`
+	Bandwidth   float64   `json:"bytes_per_s"`
+	MinPeriod   float64   `json:"min_period_s"`
+	MaxPeriod   float64   `json:"max_period_s"`
+	Jitter      float64   `json:"jitter_s"`
+	SizeMin     int       `json:"size_min"`
+	SizeMean    float64   `json:"size_mean"`
+	SizeMax     int       `json:"size_max"`
+	Senders     int       `json:"senders"`
+	SendersMore bool      `json:"senders_more,omitempty"`
+	First       time.Time `json:"first"`
+	Last        time.Time `json:"last"`
+}
+
+// topicsJSON renders a snapshot as one line of JSON.
+func topicsJSON(now time.Time, ts []census.TopicStats, foot topicsFooter) ([]byte, error) {
+	rows := make([]topicJSON, len(ts))
+	for i, s := range ts {
+		rows[i] = topicJSON{
+			Topic: s.Topic, Messages: s.Messages, Rate: s.Rate, Bandwidth: s.Bandwidth,
+			MinPeriod: s.MinPeriod.Seconds(), MaxPeriod: s.MaxPeriod.Seconds(), Jitter: s.Jitter.Seconds(),
+			SizeMin: s.SizeMin, SizeMean: s.SizeMean, SizeMax: s.SizeMax,
+			Senders: s.Senders, SendersMore: s.SendersMore,
+			First: s.First.UTC(), Last: s.Last.UTC(),
+		}
+	}
+	b, err := json.Marshal(struct {
+		Time   time.Time   `json:"time"`
+		Topics []topicJSON `json:"topics"`
+		topicsFooter
+	}{now.UTC(), rows, foot})
+	return append(b, '\n'), err
+}
+
+// maxTopicWidth is the widest a topic is shown in the table, in runes.
+const maxTopicWidth = 48
+
+// renderTopicsTable writes a snapshot as a table, each topic through
+// safeTopic: nothing from the network reaches the terminal unescaped.
+func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.TopicStats, foot topicsFooter, limit int) {
+	fmt.Fprintf(w, "mcl topics on %s  %s  %d topics\n\n", where, now.Format("15:04:05"), len(ts))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tMSGS\tRATE\tPERIOD MIN/MAX\tJITTER\tBANDWIDTH\tSIZE MIN/MEAN/MAX\tSENDERS\t")
+	for _, s := range ts {
+		senders := strconv.Itoa(s.Senders)
+		if s.SendersMore {
+			senders += "+"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/%s\t%s\t%s\t%d/%.0f/%d\t%s\t\n",
+			safeTopic(s.Topic, maxTopicWidth), s.Messages, fmtRate(s.Rate),
+			fmtPeriod(s.MinPeriod), fmtPeriod(s.MaxPeriod), fmtPeriod(s.Jitter),
+			fmtBandwidth(s.Bandwidth), s.SizeMin, s.SizeMean, s.SizeMax, senders)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nundecodable datagrams %d  refused %d (messages of new topics past %d)  mcl/2 lost %d reordered %d repeated %d  dropped %d\n",
+		foot.Undecodable, foot.Refused, limit, foot.Lost, foot.Reordered, foot.Repeated, foot.Dropped)
+}
+
+// safeTopic returns t as is when it is printable UTF-8 text, else quoted
+// with Go escapes (so control characters, ANSI escapes, invalid UTF-8 and
+// invisible formatting runes are shown, not obeyed), cut to width runes.
+func safeTopic(t string, width int) string {
+	s := t
+	if needsQuote(t) {
+		s = strconv.Quote(t)
+	}
+	if utf8.RuneCountInString(s) > width {
+		r := []rune(s)
+		s = string(r[:width-1]) + "…"
+	}
+	return s
+}
+
+func needsQuote(t string) bool {
+	if t == "" || t[0] == '"' || !utf8.ValidString(t) {
+		return true
+	}
+	for _, r := range t {
+		if !strconv.IsPrint(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func fmtRate(hz float64) string {
+	switch {
+	case hz == 0:
+		return "0"
+	case hz < 10:
+		return fmt.Sprintf("%.2fHz", hz)
+	}
+	return fmt.Sprintf("%.1fHz", hz)
+}
+
+func fmtPeriod(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+func fmtBandwidth(bps float64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%.1f GB/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f MB/s", bps/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.1f kB/s", bps/1e3)
+	}
+	return fmt.Sprintf("%.0f B/s", bps)
+}
