@@ -75,3 +75,12 @@ func TestSubscribeOptionErrors(t *testing.T) {
 		t.Errorf("SubscribeChan(nil) error = %v, want ErrBadOption", err)
 	}
 }
+
+// TestInterfaceEmpty: Interface("") keeps the kernel's choice, as the
+// command line's --iface "" does.
+func TestInterfaceEmpty(t *testing.T) {
+	c, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Interface(""))
+	if err != nil || c.Interface() != "" {
+		t.Fatalf("Interface(\"\"): %v, interface %q", err, c.Interface())
+	}
+}

@@ -45,10 +45,15 @@ func Port(port int) Option {
 }
 
 // Interface sends and receives on the named network interface instead of
-// the one the kernel's routes choose. NewConnection returns ErrNoInterface
-// when the host has no such interface.
+// the one the kernel's routes choose; the empty name keeps the kernel's
+// choice, as `--iface ""` does on the command line. NewConnection returns
+// ErrNoInterface when the host has no such interface.
 func Interface(name string) Option {
 	return func(c *Connection) error {
+		if name == "" {
+			c.ifi = nil
+			return nil
+		}
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
 			return fmt.Errorf("%w %q: list the host's interfaces with `ip link`", ErrNoInterface, name)

@@ -3,15 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/mcl-go/mcl/internal/msgjson"
+	"github.com/mcl-go/mcl/internal/topic"
 	"github.com/mcl-go/mcl/mcap"
 	"github.com/mcl-go/mcl/recording"
 	"github.com/mcl-go/mcl/wire"
@@ -86,6 +90,9 @@ is skipped with a warning. Either makes the exit status 1.`,
 				return err
 			}
 			defer closeRecordings(files)
+			if err := topicsPresent(files, topics); err != nil {
+				return err
+			}
 
 			filter := recording.Filter{Topics: topics}
 			if start > 0 || hasEnd {
@@ -440,6 +447,71 @@ func earliestLogTime(files []*recording.File) (time.Time, bool) {
 		}
 	}
 	return time.Unix(0, int64(first)), found
+}
+
+// topicsPresent returns an error, exit status 1, for a --topic that no
+// topic of files is or matches, listing the topics they have: a name
+// mistyped then says so, instead of printing nothing.
+func topicsPresent(files []*recording.File, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, f := range files {
+		info, _ := f.Info() // on damage, what is before it
+		for _, ch := range info.Channels {
+			t := ch.Topic
+			if raw, err := base64.StdEncoding.DecodeString(ch.Metadata[recording.MetaTopicBase64]); err == nil && len(raw) > 0 {
+				t = string(raw)
+			}
+			have[t] = true
+		}
+	}
+	for _, want := range topics {
+		f, err := topic.NewFilter([]string{want})
+		if err != nil {
+			return usagef("--topic: %v", err)
+		}
+		found := false
+		for t := range have {
+			if f.MatchString(t) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return &exitError{1, fmt.Errorf("no topic %s in %s; %s", strconv.Quote(want), fileList(files), topicList(have))}
+		}
+	}
+	return nil
+}
+
+func fileList(files []*recording.File) string {
+	if len(files) == 1 {
+		return files[0].Name()
+	}
+	return fmt.Sprintf("%d files", len(files))
+}
+
+// topicList names the topics of have, sorted, at most 20.
+func topicList(have map[string]bool) string {
+	if len(have) == 0 {
+		return "they have no messages"
+	}
+	names := slices.Sorted(maps.Keys(have))
+	var b strings.Builder
+	b.WriteString("topics there: ")
+	for i, t := range names {
+		if i == 20 {
+			fmt.Fprintf(&b, " and %d more", len(names)-20)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(t))
+	}
+	return b.String()
 }
 
 // reportErrors writes all but the last of errs to w, one a line in run's

@@ -433,7 +433,7 @@ func TestDumpFilter(t *testing.T) {
 	}{
 		{[]string{"--topic", "gps"}, pick(func(m inspMsg) bool { return m.topic == "gps" })},
 		{[]string{"-t", "gps", "-t", "raw"}, pick(func(m inspMsg) bool { return m.topic == "gps" || m.topic == "raw" })},
-		{[]string{"--topic", "nope"}, nil},
+		{[]string{"--topic", "*"}, msgs}, // every topic here has one segment
 		{[]string{"--start", "200ms", "--end", "500ms"}, pick(func(m inspMsg) bool {
 			return m.at >= 200*time.Millisecond && m.at < 500*time.Millisecond
 		})},
@@ -448,6 +448,16 @@ func TestDumpFilter(t *testing.T) {
 			}
 			inspCheckLines(t, inspParseJSONL(t, r.stdout), tc.want)
 		})
+	}
+}
+
+// TestDumpNoSuchTopic: a --topic that nothing in the file is or matches
+// fails, naming the topics the file has.
+func TestDumpNoSuchTopic(t *testing.T) {
+	path, _ := inspSampleFile(t)
+	r := mcl_(context.Background(), "", "dump", path, "--topic", "gps", "--topic", "nope/*")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, `no topic "nope/*" in `) || !strings.Contains(r.stderr, `"gps"`) || !strings.Contains(r.stderr, `"imu"`) {
+		t.Fatalf("dump --topic nope/*: %+v", r)
 	}
 }
 

@@ -54,3 +54,17 @@ func TestPubSubMCL2(t *testing.T) {
 		t.Fatalf("%d sender lines, counters %v; stderr:\n%s", senders, c, r.stderr)
 	}
 }
+
+// TestSubQuiet: sub --quiet prints the messages and nothing on stderr.
+func TestSubQuiet(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	done := startSub(t, "--port", port, "--count", "3", "--timeout", "20s", "--quiet")
+	if r := mcl_(context.Background(), "", "pub", "--port", port, "--topic", "t", "--payload", "1", "--count", "3", "--framing", "mcl2"); r.code != 0 {
+		t.Fatalf("pub: %+v", r)
+	}
+	r := wait(t, done)
+	if r.code != 0 || r.stderr != "" || strings.Count(r.stdout, "\n") != 3 {
+		t.Fatalf("sub --quiet: %+v", r)
+	}
+}

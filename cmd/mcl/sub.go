@@ -25,6 +25,7 @@ func newSubCmd() *cobra.Command {
 		count   int
 		timeout time.Duration
 		meta    bool
+		quiet   bool
 	)
 	c := &cobra.Command{
 		Use:   "sub [--topic T ...] [--count N] [--timeout D]",
@@ -43,8 +44,8 @@ and patterns ("*" one /-separated segment, "**" any number).
 sub stops after --count messages, after --timeout, or on Ctrl-C, then writes
 its counters to standard error, one "name value" a line ("delivered N" among
 them), and a line per mcl/2 sender heard: "sender ID from ADDR datagrams N
-lost N reordered N repeated N late N jumps N". It exits 1 when --timeout ends
-it before --count messages arrived.`,
+lost N reordered N repeated N late N jumps N"; --quiet leaves them out. It
+exits 1 when --timeout ends it before --count messages arrived.`,
 		Example: `  mcl sub
   mcl sub --topic gps --topic imu --count 100
   mcl sub --topic 'camera/*' --topic '**/front'
@@ -95,8 +96,10 @@ it before --count messages arrived.`,
 				}
 			}
 			s.Close()
-			printCounters(cmd.ErrOrStderr(), s.Stats().Counters())
-			printSenders(cmd.ErrOrStderr(), s.Senders())
+			if !quiet {
+				printCounters(cmd.ErrOrStderr(), s.Stats().Counters())
+				printSenders(cmd.ErrOrStderr(), s.Senders())
+			}
 			if count > 0 && got < count && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return &exitError{1, fmt.Errorf("timeout after %s: received %d of %d messages", timeout, got, count)}
 			}
@@ -109,6 +112,7 @@ it before --count messages arrived.`,
 	f.IntVarP(&count, "count", "n", 0, "exit after this many messages (default: no limit)")
 	f.DurationVar(&timeout, "timeout", 0, "exit after this long, e.g. 10s or 1m30s (default: no limit)")
 	f.BoolVar(&meta, "meta", false, `add "sender" and "time" to each line`)
+	f.BoolVarP(&quiet, "quiet", "q", false, "write no counters and sender lines at exit")
 	return c
 }
 

@@ -18,7 +18,7 @@ func ExampleFromJSON() {
 	fmt.Println(err)
 	// Output:
 	// 82 a1 7a 01 a1 61 93 cb 3f f8 00 00 00 00 00 00 a1 78 c0
-	// msgjson: line 1, column 10: more than one JSON value
+	// line 1, column 10: more than one JSON value
 }
 
 func ExampleToJSON() {

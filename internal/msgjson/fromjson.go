@@ -31,14 +31,14 @@ func FromJSON(dst, data []byte) ([]byte, error) {
 	// Lengths are packed in at most 32 bits. Bounding the whole input
 	// bounds every string and container in it, which spares checks below.
 	if uint64(len(data)) > math.MaxUint32 {
-		return dst, errors.New("msgjson: JSON input larger than 4 GiB")
+		return dst, errors.New("JSON input larger than 4 GiB")
 	}
 	if !json.Valid(data) {
 		// The Decoder finds the first error and where it is.
 		if _, err := tokenize(data); err != nil {
 			return dst, err
 		}
-		return dst, errors.New("msgjson: invalid JSON")
+		return dst, errors.New("invalid JSON")
 	}
 	p := packer{data: data}
 	if _, err := p.value(nil, false); err != nil {
@@ -388,5 +388,5 @@ func posError(data []byte, off int64, err error) error {
 	before := data[:off]
 	line := 1 + bytes.Count(before, []byte{'\n'})
 	col := len(before) - bytes.LastIndexByte(before, '\n')
-	return fmt.Errorf("msgjson: line %d, column %d: %w", line, col, err)
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }

@@ -23,7 +23,7 @@ import (
 func ToJSON(dst, msg []byte) (out, rest []byte, err error) {
 	out, rest, err = appendValue(dst, msg, 0, false)
 	if err != nil {
-		return dst, msg, fmt.Errorf("msgjson: byte %d: %w", len(msg)-len(rest), err)
+		return dst, msg, fmt.Errorf("payload byte %d: %w", len(msg)-len(rest), err)
 	}
 	return out, rest, nil
 }

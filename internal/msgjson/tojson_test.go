@@ -181,12 +181,12 @@ func TestToJSONErrors(t *testing.T) {
 		msg     string
 		is      error
 	}{
-		{"", "msgjson: byte 0: truncated msgpack value", msgjson.ErrTruncated},
-		{"c1", "msgjson: byte 0: invalid msgpack byte 0xc1", msgjson.ErrInvalid},
-		{"93 01 02 c1", "msgjson: byte 3: invalid msgpack byte 0xc1", msgjson.ErrInvalid},
-		{"82 a1 61 01 a1 62", "msgjson: byte 6: truncated msgpack value", msgjson.ErrTruncated},
-		{"81 a1 61 92 01 da 00 05 61", "msgjson: byte 5: truncated msgpack value", msgjson.ErrTruncated},
-		{"dd ff ff ff ff 01 02 03 04 05", "msgjson: byte 10: truncated msgpack value", msgjson.ErrTruncated},
+		{"", "payload byte 0: truncated msgpack value", msgjson.ErrTruncated},
+		{"c1", "payload byte 0: invalid msgpack byte 0xc1", msgjson.ErrInvalid},
+		{"93 01 02 c1", "payload byte 3: invalid msgpack byte 0xc1", msgjson.ErrInvalid},
+		{"82 a1 61 01 a1 62", "payload byte 6: truncated msgpack value", msgjson.ErrTruncated},
+		{"81 a1 61 92 01 da 00 05 61", "payload byte 5: truncated msgpack value", msgjson.ErrTruncated},
+		{"dd ff ff ff ff 01 02 03 04 05", "payload byte 10: truncated msgpack value", msgjson.ErrTruncated},
 	}
 	for _, tt := range tests {
 		msg := unhex(t, tt.msgpack)
@@ -309,7 +309,7 @@ func TestToJSONDepth(t *testing.T) {
 		t.Errorf("%d nested arrays: output not valid JSON", msgjson.MaxDepth)
 	}
 	_, _, err = msgjson.ToJSON(nil, append([]byte{0x91}, msg...))
-	if want := fmt.Sprintf("msgjson: byte %d: nested too deeply", msgjson.MaxDepth); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("payload byte %d: nested too deeply", msgjson.MaxDepth); err == nil || err.Error() != want {
 		t.Errorf("%d nested arrays: got %v, want %s", msgjson.MaxDepth+1, err, want)
 	}
 }

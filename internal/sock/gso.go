@@ -29,7 +29,7 @@ const (
 
 // ErrSegment reports a WriteSegments call with a segment size out of
 // range (1 to 65507) or nothing to send; nothing was sent.
-var ErrSegment = errors.New("sock: bad segmented write")
+var ErrSegment = errors.New("bad segmented write")
 
 // MaxDatagram is the largest UDP payload that the path to the group
 // carries in one IP packet, without fragmentation: the route's MTU (Linux

@@ -27,12 +27,12 @@ func Listen(cfg Config) (*Receiver, error) {
 	}
 	pc, err := listenGroup(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("sock: listen on %s: %w", cfg.address(), err)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.address(), err)
 	}
 	udp, ok := pc.(*net.UDPConn)
 	if !ok {
 		pc.Close()
-		return nil, fmt.Errorf("sock: listen on %s: not a UDP socket", cfg.address())
+		return nil, fmt.Errorf("listen on %s: not a UDP socket", cfg.address())
 	}
 	group := &net.UDPAddr{IP: cfg.Group.Addr().AsSlice()}
 	if cfg.Group.Addr().Is4() {
@@ -42,7 +42,7 @@ func Listen(cfg Config) (*Receiver, error) {
 	}
 	if err != nil {
 		udp.Close()
-		return nil, fmt.Errorf("sock: join %s%s: %w", cfg.Group.Addr(), onInterface(cfg.Interface), err)
+		return nil, fmt.Errorf("join %s%s: %w", cfg.Group.Addr(), onInterface(cfg.Interface), err)
 	}
 	io, err := newBatch(udp)
 	if err != nil {

@@ -30,7 +30,7 @@ func Dial(cfg Config) (*Sender, error) {
 	}}
 	c, err := d.Dial(cfg.network(), cfg.address())
 	if err != nil {
-		return nil, fmt.Errorf("sock: open sender to %s%s: %w", cfg.address(), onInterface(cfg.Interface), err)
+		return nil, fmt.Errorf("open sender to %s%s: %w", cfg.address(), onInterface(cfg.Interface), err)
 	}
 	udp := c.(*net.UDPConn)
 	io, err := newBatch(udp)

@@ -95,7 +95,7 @@ func (m *Message) Datagram() []byte {
 }
 
 // ErrNotMulticast reports a group address outside the multicast ranges.
-var ErrNotMulticast = errors.New("sock: not a multicast address")
+var ErrNotMulticast = errors.New("not a multicast address")
 
 func (c Config) network() string {
 	if c.Group.Addr().Is4() {
