@@ -76,6 +76,7 @@ is skipped with a warning.`,
 	f.StringVarP(&encoding, "encoding", "e", "json", "message encoding of the output; only json is supported")
 	f.StringVarP(&output, "output", "o", "", "file to write (required), e.g. rec.json.mcap")
 	f.BoolVar(&force, "force", false, "replace the output file if it exists")
+	completeRecordings(c)
 	return c
 }
 

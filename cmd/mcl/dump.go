@@ -129,6 +129,7 @@ is skipped with a warning. Either makes the exit status 1.`,
 	f.StringVarP(&format, "format", "f", "jsonl", "output format: jsonl (one JSON object a line) or csv")
 	f.DurationVar(&start, "start", 0, "skip messages received less than this long after the earliest one in the files, e.g. 1m30s")
 	f.DurationVar(&end, "end", 0, "stop before messages received this long after the earliest one, e.g. 2m (default: the end)")
+	completeRecordings(c)
 	return c
 }
 

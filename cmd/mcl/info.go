@@ -60,6 +60,7 @@ MCAP, or no permission), after describing the others.`,
 			return reportErrors(cmd.ErrOrStderr(), errs)
 		},
 	}
+	completeRecordings(c)
 	return c
 }
 

@@ -841,3 +841,17 @@ func TestInspectEmptyRecording(t *testing.T) {
 		t.Errorf("dump of garbage: %+v", r)
 	}
 }
+
+// TestCompletion: the shells complete recordings' arguments with .mcap
+// files, and --topic with the topics of the files given.
+func TestCompletion(t *testing.T) {
+	path, _ := inspSampleFile(t)
+	r := mcl_(context.Background(), "", "__complete", "dump", path, "--topic", "")
+	if r.code != 0 || !strings.Contains(r.stdout, "gps\n") || !strings.Contains(r.stdout, "imu\n") || !strings.Contains(r.stdout, ":4\n") {
+		t.Fatalf("complete dump --topic: %+v", r)
+	}
+	r = mcl_(context.Background(), "", "__complete", "replay", "")
+	if r.code != 0 || !strings.Contains(r.stdout, "mcap\n") || !strings.Contains(r.stdout, ":8\n") {
+		t.Fatalf("complete replay FILE: %+v", r)
+	}
+}

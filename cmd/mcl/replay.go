@@ -116,5 +116,6 @@ sent and how late the latest was.`,
 	f.StringArrayVarP(&topics, "topic", "t", nil, "replay only this topic; repeat for several (default: all)"+topicHelp)
 	f.DurationVar(&start, "start", 0, "skip messages before this offset from the first, e.g. 30s")
 	f.DurationVar(&end, "end", 0, "stop at this offset from the first message, e.g. 2m")
+	completeRecordings(c)
 	return c
 }
