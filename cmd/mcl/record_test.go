@@ -95,7 +95,15 @@ func testRecordReplay(t *testing.T, liveFraming, replayFraming string) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if r := mcl_(context.Background(), "", "replay", file, "--port", strconv.Itoa(out), "--speed", "4", "--framing", replayFraming); r.code != 0 {
+	// --dry-run lists what would go, and sends nothing: the subscriber's
+	// first message is the real replay's.
+	dry := mcl_(context.Background(), "", "replay", file, "--port", strconv.Itoa(out), "--dry-run")
+	if dry.code != 0 || strings.Count(dry.stdout, "\n") != len(ps) || !strings.Contains(dry.stdout, `"topic":"t1"`) ||
+		!strings.Contains(dry.stdout, strconv.Itoa(out)) || !strings.Contains(dry.stderr, "would replay 40 messages") {
+		t.Fatalf("replay --dry-run: %+v", dry)
+	}
+	r = mcl_(context.Background(), "", "replay", file, "--port", strconv.Itoa(out), "--speed", "4", "--framing", replayFraming)
+	if r.code != 0 || !strings.Contains(r.stderr, "replay: sending to [ff15::c73d:cf41:ea8e:b0a0]:"+strconv.Itoa(out)) {
 		t.Fatalf("replay: %+v", r)
 	}
 	for i, p := range ps {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,9 +21,10 @@ func newReplayCmd() *cobra.Command {
 		opts       recording.ReplayOptions
 		topics     []string
 		start, end time.Duration
+		dryRun     bool
 	)
 	c := &cobra.Command{
-		Use:   "replay FILE... [--group G --port P] [--speed X] [--loop] [--topic T ...] [--start D] [--end D]",
+		Use:   "replay FILE... [--group G --port P] [--speed X] [--loop] [--topic T ...] [--start D] [--end D] [--dry-run]",
 		Short: "Republish recorded messages with their recorded timing",
 		Long: `replay publishes the messages of MCAP recordings made by mcl record, byte for
 byte, on the schedule their receive times give, scaled by --speed (0: as fast
@@ -28,8 +33,12 @@ as possible). Each message goes to the group it was recorded on unless
 message that is late (the machine was busy, or replay was paused) goes out
 at once and the rest keep their times, so replay never drifts behind.
 --start and --end are offsets from the first message, e.g. --start 1m
---end 2m30s. At the end replay writes to standard error how many messages it
-sent and how late the latest was.`,
+--end 2m30s. Before the first message to a group, replay writes to standard
+error where it sends (group, port, interface, framing): replaying a vehicle's
+log onto a live vehicle's network is a hazard. --dry-run sends nothing and
+prints, at once, a JSON line per message it would send. At the end replay
+writes to standard error how many messages it sent and how late the latest
+was.`,
 		Example: `  mcl replay logs/*.mcap
   mcl replay trial.mcap --speed 2 --topic gps
   mcl replay trial.mcap --group 239.192.0.1 --port 26001 --loop --start 30s --end 1m`,
@@ -86,8 +95,14 @@ sent and how late the latest was.`,
 				if err != nil {
 					return nil, err
 				}
+				// Replaying a vehicle's log onto a live vehicle's network
+				// is a hazard: say where it goes before it goes.
+				fmt.Fprintf(cmd.ErrOrStderr(), "replay: sending to %s, %s framing\n", describeConn(conn), g.framing)
 				pubs[key] = p
 				return p, nil
+			}
+			if dryRun {
+				return dryReplay(cmd, files, opts, g, override)
 			}
 			skipped := 0
 			st, err := recording.Replay(cmd.Context(), files, opts, func(rec recording.Record) error {
@@ -116,6 +131,52 @@ sent and how late the latest was.`,
 	f.StringArrayVarP(&topics, "topic", "t", nil, "replay only this topic; repeat for several (default: all)"+topicHelp)
 	f.DurationVar(&start, "start", 0, "skip messages before this offset from the first, e.g. 30s")
 	f.DurationVar(&end, "end", 0, "stop at this offset from the first message, e.g. 2m")
+	f.BoolVar(&dryRun, "dry-run", false, "send nothing: print a JSON line per message that would be sent (offset, topic, bytes, destination), at once")
 	completeRecordings(c)
 	return c
+}
+
+// describeConn says where a Connection sends: its group and port, and its
+// interface or that the kernel's route chooses one.
+func describeConn(c *mcl.Connection) string {
+	if c.Interface() != "" {
+		return c.String()
+	}
+	return c.String() + " on the interface the kernel's route chooses"
+}
+
+// dryReplay prints what replay would send, a JSON line per message, with
+// no timing and no socket.
+func dryReplay(cmd *cobra.Command, files []string, opts recording.ReplayOptions, g groupFlags, override bool) error {
+	opts.Speed, opts.Loop = 0, false
+	out := bufio.NewWriter(cmd.OutOrStdout())
+	var first time.Time
+	n := 0
+	_, err := recording.Replay(cmd.Context(), files, opts, func(rec recording.Record) error {
+		if first.IsZero() {
+			first = rec.LogTime
+		}
+		to := rec.Group.String()
+		if override || !rec.Group.IsValid() {
+			to = net.JoinHostPort(g.group, strconv.Itoa(g.port))
+		}
+		line, err := json.Marshal(struct {
+			Offset   string `json:"offset"`
+			Topic    string `json:"topic"`
+			Bytes    int    `json:"bytes"`
+			Encoding string `json:"encoding"`
+			To       string `json:"to"`
+		}{rec.LogTime.Sub(first).String(), rec.Topic, len(rec.Payload), rec.Encoding, to})
+		if err != nil {
+			return err
+		}
+		out.Write(append(line, '\n'))
+		n++
+		return nil
+	})
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "would replay %d messages (--dry-run: nothing sent)\n", n)
+	return err
 }
