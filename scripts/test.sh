@@ -19,6 +19,7 @@ fuzztime=${FUZZTIME:-}
 need=()
 /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
@@ -45,7 +46,7 @@ for arch in 386 arm arm64; do
 	CGO_ENABLED=0 GOARCH=$arch go vet ./...
 done
 
-export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1 MCL_REQUIRE_NODE=1
+export MCL_REQUIRE_SANDBOX=1 MCL_REQUIRE_PYTHON=1 MCL_REQUIRE_NODE=1 MCL_REQUIRE_BROWSER=1
 go test -race -count=1 ./...
 
 # A 386 program runs here, so 32-bit code is tested, not just compiled:

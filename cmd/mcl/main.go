@@ -97,8 +97,8 @@ bytes are fragmented.`,
 		}
 		return usage(errors.New(msg))
 	}
-	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(),
-		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd())
+	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(), newBridgeCmd(),
+		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd(), newSpyCmd())
 	return root
 }
 

@@ -209,7 +209,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"pub", "--topic", "t", "--count", "0", "--payload", "1"}, "", 2, "--count"},
 		{[]string{"sub", "--bogus"}, "", 2, "unknown flag: --bogus (see mcl sub --help)"},
 		{[]string{"nosuch"}, "", 2, `unknown command "nosuch"`},
-		{[]string{"sbu"}, "", 2, "did you mean sub?"},
+		{[]string{"sbu"}, "", 2, "did you mean sub"},
 		{[]string{"pub", "--topic", strings.Repeat("t", 5000), "--payload", "1"}, "", 2, "--topic: 5000 bytes"},
 		{[]string{"pub", "--topic", "t", "--rate", "500k", "--payload", "1"}, "", 2, "at least 1M"},
 		{[]string{"pub", "--topic", "t", "--rate", "fast", "--payload", "1"}, "", 2, "not a rate"},

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/bridge"
+	"github.com/mcl-go/mcl/sandbox"
+)
+
+func TestBridgeCommand(t *testing.T) {
+	sandbox.Require(t)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	port := int(nextPort.Add(1))
+	conn, err := mcl.NewConnection("239.192.40.1", mcl.Port(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	started := make(chan *bridge.Bridge, 1)
+	bridgeStarted = func(b *bridge.Bridge) { started <- b }
+	defer func() { bridgeStarted = func(*bridge.Bridge) {} }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		done <- mcl_(ctx, "", "bridge", "--group", "239.192.40.1", "--port", strconv.Itoa(port),
+			"--nats", srv.ClientURL(), "--subject-prefix", "site.a", "--topic", "cmd/*", "--json")
+	}()
+	select {
+	case <-started:
+	case r := <-done:
+		t.Fatalf("mcl bridge exited: %+v", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("mcl bridge did not start")
+	}
+
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ns, err := nc.SubscribeSync("site.a.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	gs, err := mcl.SubscribeSync(conn, mcl.Topics("cmd/in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gs.Close()
+	pub, err := mcl.NewPublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	// Group to NATS; a topic outside --topic stays on the group.
+	pub.Publish("other", 1)
+	if err := pub.Publish("cmd/out", map[string]any{"v": 1}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ns.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "site.a.cmd.out" || m.Header.Get(bridge.HeaderTopic) != "cmd/out" || !bytes.Equal(m.Data, []byte{0x81, 0xa1, 'v', 1}) {
+		t.Fatalf("on NATS: %s %v % x", m.Subject, m.Header, m.Data)
+	}
+	// NATS to group, from a plain NATS client: the topic from the subject.
+	if err := nc.Publish("site.a.cmd.in", []byte{0x92, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Publish("site.a.cmd.in", []byte("not msgpack {")) // counted invalid
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	gm, err := gs.Next(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gm.Topic != "cmd/in" || !bytes.Equal(gm.Payload, []byte{0x92, 1, 2}) {
+		t.Fatalf("on the group: %q % x", gm.Topic, gm.Payload)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	cancel()
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var st bridge.Stats
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &st); err != nil {
+		t.Fatalf("stdout %q: %v", r.stdout, err)
+	}
+	if st.ToNATS != 1 || st.FromNATS != 1 || st.Invalid != 1 || st.LoopsSuppressed != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestBridgeUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bridge"}, "--nats is required"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--direction", "up"}, "--direction"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--subject-prefix", "a.*"}, "subject prefix"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--topic", "cam*"}, "--topic"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--buffer-bytes", "10"}, "buffer limits"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--group", "10.0.0.1"}, "not a multicast group"},
+	} {
+		r := mcl_(context.Background(), "", tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("mcl %q: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
