@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -78,7 +79,9 @@ bytes are fragmented.`,
   echo '{"lat": -33.89, "lon": 151.19}' | mcl pub --topic gps`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("mcl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})
@@ -98,7 +101,7 @@ bytes are fragmented.`,
 		return usage(errors.New(msg))
 	}
 	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(), newBridgeCmd(),
-		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd(), newSpyCmd())
+		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd(), newSpyCmd(), newVersionCmd())
 	return root
 }
 
@@ -116,13 +119,34 @@ type groupFlags struct {
 	framing string // the sending commands'
 	express bool
 	dgram   int
+	envErr  error // a default from the environment that makes no sense
 }
+
+// The environment variables that set the defaults of --group, --port and
+// --iface, as LCM_DEFAULT_URL and ROS_DOMAIN_ID do for those tools.
+const (
+	envGroup = "MCL_GROUP"
+	envPort  = "MCL_PORT"
+	envIface = "MCL_IFACE"
+)
 
 func (g *groupFlags) register(c *cobra.Command, receives bool) {
 	f := c.Flags()
-	f.StringVarP(&g.group, "group", "g", mcl.DefaultGroup, "multicast group, IPv6 (ff00::/8) or IPv4 (224.0.0.0/4), e.g. 239.192.0.1")
-	f.IntVarP(&g.port, "port", "p", mcl.DefaultPort, "UDP port, 1024..65535")
-	f.StringVarP(&g.iface, "iface", "i", "", "network interface by name, e.g. eth0 (default: the kernel's route)")
+	group, port, iface := mcl.DefaultGroup, mcl.DefaultPort, ""
+	if v := os.Getenv(envGroup); v != "" {
+		group = v
+	}
+	if v := os.Getenv(envPort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			g.envErr = usagef("%s=%q: not a port number; unset it or use 1024..65535", envPort, v)
+		}
+		port = p
+	}
+	iface = os.Getenv(envIface)
+	f.StringVarP(&g.group, "group", "g", group, "multicast group, IPv6 (ff00::/8) or IPv4 (224.0.0.0/4), e.g. 239.192.0.1 (default from $"+envGroup+" when set)")
+	f.IntVarP(&g.port, "port", "p", port, "UDP port, 1024..65535 (default from $"+envPort+" when set)")
+	f.StringVarP(&g.iface, "iface", "i", iface, "network interface by name, e.g. eth0 (default: $"+envIface+" when set, else the kernel's route)")
 	if receives {
 		f.IntVar(&g.rcvBuf, "rcvbuf", mcl.DefaultReadBuffer, "socket receive buffer to request, in bytes")
 		g.registerGap(f)
@@ -163,6 +187,9 @@ func (g *groupFlags) publishOptions() ([]mcl.PublishOption, error) {
 }
 
 func (g *groupFlags) connection() (*mcl.Connection, error) {
+	if g.envErr != nil && g.port == 0 {
+		return nil, g.envErr
+	}
 	opts := []mcl.Option{mcl.Port(g.port)}
 	if g.iface != "" {
 		opts = append(opts, mcl.Interface(g.iface))
@@ -174,6 +201,12 @@ func (g *groupFlags) connection() (*mcl.Connection, error) {
 	}
 	c, err := mcl.NewConnection(g.group, opts...)
 	if err != nil {
+		// A value that came from the environment, not a flag: say so.
+		for _, e := range []struct{ name, val string }{{envGroup, g.group}, {envPort, strconv.Itoa(g.port)}, {envIface, g.iface}} {
+			if v := os.Getenv(e.name); v != "" && v == e.val && strings.Contains(err.Error(), v) {
+				err = fmt.Errorf("%w (from $%s)", err, e.name)
+			}
+		}
 		return nil, usage(err)
 	}
 	return c, nil

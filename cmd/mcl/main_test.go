@@ -314,3 +314,44 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvironment: MCL_GROUP, MCL_PORT and MCL_IFACE set the defaults of
+// --group, --port and --iface; flags override them; a bad value says
+// where it came from.
+func TestEnvironment(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	t.Setenv("MCL_GROUP", "239.192.0.9")
+	t.Setenv("MCL_PORT", port)
+	t.Setenv("MCL_IFACE", "")
+	done := startSub(t, "--count", "1", "--timeout", "20s")
+	if r := mcl_(context.Background(), "", "pub", "--topic", "t", "--payload", "7"); r.code != 0 {
+		t.Fatalf("pub: %+v", r)
+	}
+	if r := wait(t, done); r.code != 0 || !strings.Contains(r.stdout, `"payload":7`) {
+		t.Fatalf("sub with the environment's group and port: %+v", r)
+	}
+	t.Setenv("MCL_PORT", "80")
+	if r := mcl_(context.Background(), "", "pub", "--topic", "t", "--payload", "1"); r.code != 2 || !strings.Contains(r.stderr, "$MCL_PORT") {
+		t.Fatalf("MCL_PORT=80: %+v", r)
+	}
+	t.Setenv("MCL_PORT", "many")
+	if r := mcl_(context.Background(), "", "pub", "--topic", "t", "--payload", "1"); r.code != 2 || !strings.Contains(r.stderr, "MCL_PORT") {
+		t.Fatalf("MCL_PORT=many: %+v", r)
+	}
+	if r := mcl_(context.Background(), "", "pub", "--topic", "t", "--payload", "1", "--port", port); r.code != 0 {
+		t.Fatalf("--port over a bad MCL_PORT: %+v", r)
+	}
+	t.Setenv("MCL_GROUP", "10.0.0.1")
+	if r := mcl_(context.Background(), "", "pub", "--topic", "t", "--payload", "1", "--port", port); r.code != 2 || !strings.Contains(r.stderr, "$MCL_GROUP") {
+		t.Fatalf("MCL_GROUP=10.0.0.1: %+v", r)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		if r := mcl_(context.Background(), "", args...); r.code != 0 || !strings.HasPrefix(r.stdout, "mcl ") || !strings.Contains(r.stdout, "go1.") {
+			t.Errorf("mcl %v: %+v", args, r)
+		}
+	}
+}
