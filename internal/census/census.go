@@ -17,6 +17,7 @@ package census
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -58,6 +59,8 @@ type TopicStats struct {
 	// MaxSenders; SendersMore says more were seen past it.
 	Senders     int
 	SendersMore bool
+	// SenderAddrs are those senders' addresses, a copy.
+	SenderAddrs []netip.AddrPort
 	First, Last time.Time // arrival of the earliest and the latest message
 }
 
@@ -249,7 +252,8 @@ func (c *Census) Snapshot(now time.Time) []TopicStats {
 			SizeMin: t.sizeMin, SizeMax: t.sizeMax,
 			SizeMean: float64(t.sizeSum) / float64(t.messages),
 			Senders:  len(t.senders), SendersMore: t.sendersMore,
-			First: t.first, Last: t.last,
+			SenderAddrs: slices.Clone(t.senders),
+			First:       t.first, Last: t.last,
 		}
 		if t.messages > 1 {
 			s.MinPeriod = time.Duration(t.minPeriod)

@@ -63,6 +63,14 @@ type Footer struct {
 	Dropped     uint64 `json:"dropped"`
 }
 
+// Loss is what became of the datagrams of mcl/2 senders (docs/mcl2.md),
+// which number their datagrams: of one, or of a topic's, summed.
+type Loss struct {
+	Lost      uint64 `json:"lost"`
+	Reordered uint64 `json:"reordered"`
+	Repeated  uint64 `json:"repeated"`
+}
+
 // Config sets up a Server. Zero fields take their defaults.
 type Config struct {
 	MaxTopics    int           // topics tracked (census.DefaultLimit)
@@ -79,6 +87,9 @@ type Config struct {
 	AnyHost bool
 	// Footer, when not nil, returns the Subscriber's counters.
 	Footer func() Footer
+	// Senders, when not nil, returns the loss of each mcl/2 sender by
+	// address, for the rows' mcl/2 column; it is called once a frame.
+	Senders func() map[netip.AddrPort]Loss
 	// Now, when not nil, replaces time.Now (tests).
 	Now func() time.Time
 }
@@ -292,6 +303,9 @@ type Row struct {
 	Senders     int     `json:"senders"`
 	SendersMore bool    `json:"senders_more,omitempty"`
 	Age         float64 `json:"age_s"` // since the last message
+	// MCL2 sums the loss of the topic's mcl/2 senders; nil when it has
+	// none (loss is counted by sender, not by topic).
+	MCL2 *Loss `json:"mcl2,omitempty"`
 }
 
 // Frame is one update of the page.
@@ -386,10 +400,24 @@ func (s *Server) Frame(q Query) Frame {
 	sortStats(ts, q.Sort, q.Desc)
 	ts = ts[:min(len(ts), s.cfg.MaxRows)]
 	f.Rows = make([]Row, len(ts))
+	var senders map[netip.AddrPort]Loss
+	if s.cfg.Senders != nil {
+		senders = s.cfg.Senders()
+	}
 	s.mu.Lock()
 	f.NotKept = s.notKept
 	for i, t := range ts {
 		f.Rows[i] = row(t, now)
+		for _, a := range t.SenderAddrs {
+			if l, ok := senders[a]; ok {
+				if f.Rows[i].MCL2 == nil {
+					f.Rows[i].MCL2 = new(Loss)
+				}
+				f.Rows[i].MCL2.Lost += l.Lost
+				f.Rows[i].MCL2.Reordered += l.Reordered
+				f.Rows[i].MCL2.Repeated += l.Repeated
+			}
+		}
 		if e := s.entries[t.Topic]; e != nil {
 			f.Rows[i].ID = e.id
 		}

@@ -431,3 +431,25 @@ func BenchmarkAdd(b *testing.B) {
 		s.Add(topics[i&3], payload, senderA, at)
 	}
 }
+
+// TestFrameMCL2Loss: a row sums the loss of the topic's mcl/2 senders,
+// and has none when its senders are not mcl/2 senders.
+func TestFrameMCL2Loss(t *testing.T) {
+	cfg := Config{Senders: func() map[netip.AddrPort]Loss {
+		return map[netip.AddrPort]Loss{senderA: {Lost: 3, Reordered: 1, Repeated: 2}}
+	}}
+	s, c, ts := newTest(t, cfg)
+	feed(t, s, c)
+	c.add(100 * time.Millisecond)
+	f := getFrame(t, ts.URL+"/api/frame")
+	for _, r := range f.Rows {
+		var fromA bool
+		d := s.Frame(Query{Topic: r.ID}).Detail
+		for _, x := range d.Senders {
+			fromA = fromA || x.Addr == senderA.String()
+		}
+		if want := (Loss{3, 1, 2}); fromA && (r.MCL2 == nil || *r.MCL2 != want) || !fromA && r.MCL2 != nil {
+			t.Errorf("topic %q (from A: %v): mcl2 %+v", r.Topic, fromA, r.MCL2)
+		}
+	}
+}

@@ -108,7 +108,7 @@
   }
 
   // --- the table ---
-  const COLS = 8;
+  const COLS = 9;
   function renderRows(rows) {
     const tb = $('rows');
     while (tb.rows.length > rows.length) tb.deleteRow(-1);
@@ -116,7 +116,7 @@
       const tr = tb.insertRow(-1);
       for (let i = 0; i < COLS; i++) {
         const td = tr.insertCell(-1);
-        td.className = ['topic', 'msgs n', 'rate n', 'jitter n', 'bw n', 'size n', 'senders n', 'last n'][i];
+        td.className = ['topic', 'msgs n', 'rate n', 'jitter n', 'bw n', 'size n', 'senders n', 'mcl2 n', 'last n'][i];
       }
     }
     rows.forEach((r, i) => {
@@ -133,7 +133,8 @@
       c[4].textContent = fmtBytes(r.bytes_per_s);
       c[5].textContent = r.size_min + ' / ' + r.size_mean.toFixed(0) + ' / ' + r.size_max;
       c[6].textContent = r.senders + (r.senders_more ? '+' : '');
-      c[7].textContent = fmtAge(r.age_s);
+      c[7].textContent = r.mcl2 ? r.mcl2.lost + ' / ' + r.mcl2.reordered + ' / ' + r.mcl2.repeated : '-';
+      c[8].textContent = fmtAge(r.age_s);
     });
   }
 
