@@ -133,7 +133,7 @@
       c[4].textContent = fmtBytes(r.bytes_per_s);
       c[5].textContent = r.size_min + ' / ' + r.size_mean.toFixed(0) + ' / ' + r.size_max;
       c[6].textContent = r.senders + (r.senders_more ? '+' : '');
-      c[7].textContent = r.mcl2 ? r.mcl2.lost + ' / ' + r.mcl2.reordered + ' / ' + r.mcl2.repeated : '-';
+      c[7].textContent = r.mcl2 ? r.mcl2.lost + '/' + r.mcl2.reordered + '/' + r.mcl2.repeated : '-';
       c[8].textContent = fmtAge(r.age_s);
     });
   }
