@@ -28,6 +28,11 @@ const (
 	DefaultLimit = 10000
 	// DefaultWindow is how far back Rate and Bandwidth look.
 	DefaultWindow = 5 * time.Second
+	// MaxTopicLen is the longest topic a Census tracks, in bytes: what mcl
+	// sends at most. Longer ones (a sender of the seed format may send
+	// them) are refused, so that the topics held take at most
+	// limit*MaxTopicLen bytes, not a datagram each.
+	MaxTopicLen = 4096
 	// MaxSenders is the number of distinct senders counted per topic;
 	// past it TopicStats.SendersMore is set and the count stops.
 	MaxSenders = 64
@@ -153,7 +158,7 @@ func (c *Census) Add(topicName string, payloadLen int, sender netip.AddrPort, at
 	ns := c.since(at)
 	t := c.topics[topicName]
 	if t == nil {
-		if len(c.topics) >= c.limit {
+		if len(c.topics) >= c.limit || len(topicName) > MaxTopicLen {
 			c.refused++
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -192,5 +193,17 @@ func BenchmarkAdd(b *testing.B) {
 	for b.Loop() {
 		at = at.Add(time.Microsecond)
 		c.Add("camera/front", 1000, a1, at)
+	}
+}
+
+// TestLongTopics: a topic longer than MaxTopicLen is refused, so that the
+// topics held stay within limit*MaxTopicLen bytes.
+func TestLongTopics(t *testing.T) {
+	c := New(10)
+	at := time.Unix(0, 0)
+	c.Add(strings.Repeat("x", MaxTopicLen), 1, netip.AddrPort{}, at)
+	c.Add(strings.Repeat("y", MaxTopicLen+1), 1, netip.AddrPort{}, at)
+	if c.Len() != 1 || c.Refused() != 1 {
+		t.Fatalf("held %d, refused %d; want 1 and 1", c.Len(), c.Refused())
 	}
 }

@@ -204,7 +204,7 @@ func (s *Server) Add(topicName string, payload []byte, sender netip.AddrPort, at
 	defer s.mu.Unlock()
 	e := s.entries[topicName]
 	if e == nil {
-		if len(s.entries) >= s.cfg.MaxTopics {
+		if len(s.entries) >= s.cfg.MaxTopics || len(topicName) > census.MaxTopicLen {
 			return // the census counts it as refused
 		}
 		s.nextID++
