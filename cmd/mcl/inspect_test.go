@@ -189,7 +189,7 @@ func inspInfoTable(t *testing.T, out string) map[string][]string {
 	rows := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) != 8 {
+		if len(f) != 9 {
 			t.Fatalf("table row %q", line)
 		}
 		rows[f[0]] = f[1:]
@@ -232,12 +232,12 @@ func TestInfo(t *testing.T) {
 
 	rows := inspInfoTable(t, r.stdout)
 	group := inspGroup.String()
-	// topic: messages, rate, min, avg, max, senders, group
+	// topic: messages, rate, min, avg, max, senders, group, encoding
 	wantRows := map[string][]string{
-		"gps":       {"10", "10.4", "32", "32.0", "32", "1", group},
-		"imu":       {"20", "20.8", "18", "24.5", "31", "2", group},
-		"raw":       {"3", "3.12", "5", "8.0", "13", "1", group},
-		`"bad\xff"`: {"1", "1.04", "1", "1.0", "1", "1", group},
+		"gps":       {"10", "10.4", "32", "32.0", "32", "1", group, "msgpack"},
+		"imu":       {"20", "20.8", "18", "24.5", "31", "2", group, "msgpack"},
+		"raw":       {"3", "3.12", "5", "8.0", "13", "1", group, "msgpack"},
+		`"bad\xff"`: {"1", "1.04", "1", "1.0", "1", "1", group, "msgpack"},
 	}
 	for topic, w := range wantRows {
 		if got := rows[topic]; !slices.Equal(got, w) {

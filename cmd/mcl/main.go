@@ -101,7 +101,7 @@ bytes are fragmented.`,
 		return usage(errors.New(msg))
 	}
 	root.AddCommand(newPubCmd(), newSubCmd(), newDemoCmd(), newBenchCmd(), newBridgeCmd(),
-		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newTopicsCmd(), newSpyCmd(), newVersionCmd())
+		newRecordCmd(), newReplayCmd(), newInfoCmd(), newDumpCmd(), newConvertCmd(), newRecoverCmd(), newTopicsCmd(), newSpyCmd(), newVersionCmd())
 	return root
 }
 
