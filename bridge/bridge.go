@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/internal/topic"
@@ -38,6 +39,10 @@ type Bridge struct {
 	peers  *peers
 	joiner *joiner
 	msgSeq atomic.Uint64
+	jsSeq  atomic.Uint64 // Nats-Msg-Id sequence
+
+	js       jetstream.JetStream // nil without Stream
+	consumer jetstream.Consumer  // nil unless Stream and from NATS
 
 	settled atomic.Bool
 	active  atomic.Bool
@@ -48,6 +53,7 @@ type Bridge struct {
 	downSince time.Time
 	outage    time.Duration
 	natsSubs  []*nats.Subscription
+	consuming jetstream.ConsumeContext
 
 	done      chan struct{}
 	ran       chan struct{} // closed when Run returns
@@ -81,6 +87,12 @@ func New(conn *mcl.Connection, natsURLs string, opts ...Option) (*Bridge, error)
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.stream != "" && cfg.dir.fromNATS() && cfg.durable == "" {
+		if !cfg.nameSet {
+			return nil, fmt.Errorf("%w: with Stream, forwarding from NATS needs a durable consumer name, one per site: give Durable (or Name)", ErrBadOption)
+		}
+		cfg.durable = jsName(cfg.name)
 	}
 	if err := checkURLs(natsURLs); err != nil {
 		return nil, err
@@ -155,6 +167,11 @@ func New(conn *mcl.Connection, natsURLs string, opts ...Option) (*Bridge, error)
 		b.mu.Unlock()
 		cfg.logger.Warn("bridge: no NATS server answers yet; retrying in the background", "urls", natsURLs)
 	}
+	if cfg.stream != "" {
+		if err := b.newJetStream(); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return b, nil
 }
@@ -226,6 +243,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.announce(true)
 		return nil
 	}
+	if b.js != nil {
+		// Before forwarding: the stream exists, and so does the consumer.
+		if err := b.setupStream(ctx); err != nil {
+			b.announce(true)
+			return err
+		}
+		if ctx.Err() != nil {
+			b.announce(true)
+			return nil
+		}
+	}
 	b.settled.Store(true)
 	b.updateRole()
 
@@ -237,7 +265,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			b.readGroup(ctx)
 		}()
 	}
-	if b.cfg.dir.fromNATS() {
+	if b.consumer != nil {
+		b.consume(b.active.Load())
+	} else if b.cfg.dir.fromNATS() {
 		if err := b.subscribeNATS(); err != nil {
 			cancel()
 			wg.Wait()
@@ -262,6 +292,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 			b.natsSubs = nil
 			b.mu.Unlock()
+			if b.consumer != nil {
+				b.consume(false)
+			}
 			b.active.Store(false)
 			b.announce(true)
 			wg.Wait()
@@ -269,6 +302,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-t.C:
 			b.announce(false)
 			b.updateRole()
+			if b.consumer != nil {
+				b.consume(b.active.Load())
+			}
 		}
 	}
 }
@@ -370,13 +406,18 @@ func (b *Bridge) forward(m *mcl.Message) {
 	if max <= 0 {
 		max = 1 << 20 // not connected yet: the server's default
 	}
+	if b.js != nil {
+		max -= len(nats.MsgIdHdr) + len(": \r\n") + len(b.id) + 21 // Nats-Msg-Id
+	}
 	if headerSize(h)+len(m.Payload) <= max {
-		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Header: h, Data: m.Payload}); err != nil {
+		if err := b.publish(&nats.Msg{Subject: subj, Header: h, Data: m.Payload}); err != nil {
 			b.c.dropNATS.Add(1)
 			return
 		}
-		b.c.toNATS.Add(1)
-		b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+		if b.js == nil { // else counted when the stream acknowledges it
+			b.c.toNATS.Add(1)
+			b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+		}
 		return
 	}
 	id := strconv.FormatUint(b.msgSeq.Add(1), 10)
@@ -398,15 +439,17 @@ func (b *Bridge) forward(m *mcl.Message) {
 		}
 		ph.Set(HeaderPart, strconv.Itoa(i+1)+"/"+strconv.Itoa(n))
 		piece := m.Payload[i*room : min((i+1)*room, len(m.Payload))]
-		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Header: ph, Data: piece}); err != nil {
+		if err := b.publish(&nats.Msg{Subject: subj, Header: ph, Data: piece}); err != nil {
 			b.c.dropNATS.Add(1)
 			return
 		}
 		b.c.partsToNATS.Add(1)
 	}
 	b.c.split.Add(1)
-	b.c.toNATS.Add(1)
-	b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+	if b.js == nil {
+		b.c.toNATS.Add(1)
+		b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+	}
 }
 
 func (b *Bridge) subscribeNATS() error {
@@ -428,26 +471,37 @@ func (b *Bridge) subscribeNATS() error {
 }
 
 // fromNATS republishes a NATS message on the group.
-func (b *Bridge) fromNATS(msg *nats.Msg) {
+func (b *Bridge) fromNATS(msg *nats.Msg) { b.fromNATSMsg(msg) }
+
+// outcome says what became of a NATS message: done (republished, or
+// never to be: a loop, invalid, filtered) or to be tried again.
+type outcome int
+
+const (
+	done outcome = iota
+	retry
+)
+
+func (b *Bridge) fromNATSMsg(msg *nats.Msg) outcome {
 	if o := msg.Header.Get(HeaderOrigin); o != "" && b.peers.isBridgeID(o) {
 		b.c.loops.Add(1) // from the group in the first place
-		return
+		return done
 	}
 	if !b.active.Load() {
 		b.c.standby.Add(1)
-		return
+		return retry
 	}
 	data := msg.Data
 	if p := msg.Header.Get(HeaderPart); p != "" {
 		i, n, ok := parsePart(p)
 		if !ok {
 			b.c.invalid.Add(1)
-			return
+			return done
 		}
 		whole, dropped := b.joiner.add(msg.Header.Get(HeaderOrigin)+"/"+msg.Header.Get(HeaderMsg), i, n, data, time.Now())
 		b.c.incomplete.Add(uint64(dropped))
 		if whole == nil {
-			return
+			return done
 		}
 		b.c.joined.Add(1)
 		data = whole
@@ -459,34 +513,36 @@ func (b *Bridge) fromNATS(msg *nats.Msg) {
 		raw, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
 			b.c.invalid.Add(1)
-			return
+			return done
 		}
 		t = string(raw)
 	} else {
 		var err error
 		if t, err = Topic(b.cfg.prefix, msg.Subject); err != nil {
 			b.c.invalid.Add(1)
-			return
+			return done
 		}
 	}
 	if t == HelloTopic {
 		b.c.invalid.Add(1)
-		return
+		return done
 	}
 	if !b.filter.MatchString(t) {
 		b.c.filtered.Add(1)
-		return
+		return done
 	}
 	if err := b.pub.PublishRaw(t, data); err != nil {
 		if errors.Is(err, mcl.ErrBadPayload) || errors.Is(err, mcl.ErrTopicTooLong) {
 			b.c.invalid.Add(1)
 		} else {
 			b.c.dropGroup.Add(1)
+			return retry
 		}
-		return
+		return done
 	}
 	b.c.fromNATS.Add(1)
 	b.c.fromNATSBytes.Add(uint64(len(data)))
+	return done
 }
 
 func (b *Bridge) onDisconnect(nc *nats.Conn, err error) {
@@ -537,6 +593,12 @@ func (b *Bridge) Close() error {
 func (b *Bridge) release() error {
 	var errs []error
 	if b.nc != nil {
+		if b.js != nil && b.nc.IsConnected() {
+			select { // the stream's acknowledgements, for the counters
+			case <-b.js.PublishAsyncComplete():
+			case <-time.After(time.Second):
+			}
+		}
 		if b.nc.IsConnected() {
 			b.nc.FlushTimeout(time.Second)
 		}

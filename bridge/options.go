@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +64,8 @@ const (
 	DefaultBufferMessages   = 4096
 	DefaultBufferBytes      = 64 << 20
 	DefaultAnnounceInterval = time.Second
+	DefaultStreamMaxBytes   = 1 << 30        // a stream the bridge creates keeps at most 1 GiB
+	DefaultStreamMaxAge     = 24 * time.Hour // and messages at most a day
 )
 
 // Option configures a Bridge.
@@ -81,6 +84,12 @@ type config struct {
 	subOpts  []mcl.SubscribeOption
 	logger   *slog.Logger
 	name     string
+	nameSet  bool
+
+	stream         string // JetStream stream; "" for core NATS
+	streamMaxBytes int64
+	streamMaxAge   time.Duration
+	durable        string
 }
 
 func defaultConfig() config {
@@ -92,6 +101,9 @@ func defaultConfig() config {
 		settle:   300 * time.Millisecond,
 		logger:   slog.Default(),
 		name:     "mcl bridge",
+
+		streamMaxBytes: DefaultStreamMaxBytes,
+		streamMaxAge:   DefaultStreamMaxAge,
 	}
 }
 
@@ -207,6 +219,81 @@ func Logger(l *slog.Logger) Option {
 func Name(name string) Option {
 	return func(c *config) error {
 		c.name = name
+		c.nameSet = true
 		return nil
 	}
+}
+
+// Stream makes the bridge use JetStream: the group's messages are
+// published into the stream name (created if missing, with subjects
+// PREFIX.> and the limits of StreamLimits) and acknowledged by the server;
+// forwarding from NATS consumes the stream with a durable consumer (see
+// Durable), so a bridge that was away gets what it missed, then the live
+// messages. Delivery is at least once: see docs/bridge.md.
+func Stream(name string) Option {
+	return func(c *config) error {
+		if err := checkJSName(name); err != nil {
+			return fmt.Errorf("%w: stream %q: %v", ErrBadOption, name, err)
+		}
+		c.stream = name
+		return nil
+	}
+}
+
+// StreamLimits bounds a stream the bridge creates (default 1 GiB, 24h):
+// beyond them the server discards the oldest messages. A stream that
+// exists already keeps its own configuration.
+func StreamLimits(maxBytes int64, maxAge time.Duration) Option {
+	return func(c *config) error {
+		if maxBytes < 1<<20 || maxAge < time.Minute {
+			return fmt.Errorf("%w: stream limits %d bytes, %v: at least 1 MiB and 1m", ErrBadOption, maxBytes, maxAge)
+		}
+		c.streamMaxBytes, c.streamMaxAge = maxBytes, maxAge
+		return nil
+	}
+}
+
+// Durable names the JetStream consumer that forwards the stream to the
+// group (default: Name, with characters a consumer name cannot hold
+// replaced by "_"). One name per site: the server remembers what the
+// consumer has acknowledged, and bridges sharing it share the messages.
+func Durable(name string) Option {
+	return func(c *config) error {
+		if err := checkJSName(name); err != nil {
+			return fmt.Errorf("%w: durable %q: %v", ErrBadOption, name, err)
+		}
+		c.durable = name
+		return nil
+	}
+}
+
+// checkJSName checks a stream or consumer name.
+func checkJSName(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > 200 {
+		return errors.New("longer than 200 bytes")
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' {
+			return errors.New("use letters, digits, - and _ (no spaces, ., *, >, / or \\)")
+		}
+	}
+	return nil
+}
+
+// jsName makes a consumer name of s.
+func jsName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() > 200 {
+		return b.String()[:200]
+	}
+	return b.String()
 }

@@ -7,7 +7,7 @@ import (
 // Stats counts what a Bridge forwarded and what it did not. Counters only
 // grow; the JSON names are those of `mcl bridge --json`.
 type Stats struct {
-	ToNATS        uint64 `json:"to_nats"`         // group messages published on NATS (split ones once)
+	ToNATS        uint64 `json:"to_nats"`         // group messages published on NATS (split ones once); with Stream, acknowledged by the stream
 	ToNATSBytes   uint64 `json:"to_nats_bytes"`   // their payload bytes
 	FromNATS      uint64 `json:"from_nats"`       // NATS messages republished on the group (joined ones once)
 	FromNATSBytes uint64 `json:"from_nats_bytes"` // their payload bytes
@@ -19,7 +19,7 @@ type Stats struct {
 	// Dropped is the sum of the four below.
 	Dropped         uint64        `json:"dropped"`
 	DroppedQueue    uint64        `json:"dropped_queue"`    // group messages dropped: the queue to NATS was full (BufferLimits)
-	DroppedNATS     uint64        `json:"dropped_nats"`     // group messages NATS refused: reconnect buffer full, connection closed
+	DroppedNATS     uint64        `json:"dropped_nats"`     // group messages NATS refused: reconnect buffer full, connection closed; with Stream, not acknowledged
 	DroppedSlow     uint64        `json:"dropped_slow"`     // NATS messages dropped by nats.go: the group side fell behind (slow consumer)
 	DroppedGroup    uint64        `json:"dropped_group"`    // NATS messages the group's socket failed to send
 	Invalid         uint64        `json:"invalid"`          // NATS messages not republished: no topic, bad parts, payload not one msgpack value

@@ -30,6 +30,10 @@ func newBridgeCmd() *cobra.Command {
 		bufMsgs  int
 		bufBytes int
 		name     string
+		stream   string
+		durable  string
+		maxBytes int64
+		maxAge   time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "bridge --nats URL[,URL...] [--topic PATTERN ...] [--subject-prefix mcl] [--direction both|to-nats|from-nats]",
@@ -51,12 +55,22 @@ others take over when it stops.
 
 The NATS connection reconnects for ever, to any cluster member; what waits
 meanwhile is bounded by --buffer-messages and --buffer-bytes, the rest is
-dropped and counted. On Ctrl-C bridge writes its counters to standard error,
+dropped and counted.
+
+With --stream NAME, messages to NATS go into that JetStream stream (created if
+missing, subjects PREFIX.>, bounded by --stream-max-bytes and --stream-max-age)
+and messages from NATS come from it through the durable consumer --durable
+(default: --name): a site whose bridge was away gets what it missed, in order,
+then the live messages. Delivery is then at least once: after a crash a few
+messages may arrive twice.
+
+On Ctrl-C bridge writes its counters to standard error,
 one "name value" a line; with --json it writes them as one JSON object a line
 to standard output instead, and every --stats interval too.`,
 		Example: `  mcl bridge --nats nats://10.0.0.5:4222
   mcl bridge --group 239.192.0.1 --iface eth0 --nats nats://h1:4222,nats://h2:4222 --topic 'camera/*' --topic gps
-  mcl bridge --nats nats://h1:4222 --direction to-nats --subject-prefix robot7 --json --stats 10s`,
+  mcl bridge --nats nats://h1:4222 --direction to-nats --subject-prefix robot7 --json --stats 10s
+  mcl bridge --nats nats://h1:4222 --stream MCL --durable lab2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if natsURLs == "" {
@@ -96,6 +110,16 @@ to standard output instead, and every --stats interval too.`,
 			}
 			if name != "" {
 				opts = append(opts, bridge.Name(name))
+			}
+			if stream != "" {
+				opts = append(opts, bridge.Stream(stream), bridge.StreamLimits(maxBytes, maxAge))
+				if durable != "" {
+					opts = append(opts, bridge.Durable(durable))
+				} else if name == "" && d != bridge.ToNATS {
+					return usagef("--stream with --direction %s needs --durable NAME (or --name): the consumer that remembers what this site received, one per site", d)
+				}
+			} else if durable != "" {
+				return usagef("--durable needs --stream")
 			}
 			b, err := bridge.New(conn, natsURLs, opts...)
 			if errors.Is(err, bridge.ErrBadOption) {
@@ -157,6 +181,10 @@ to standard output instead, and every --stats interval too.`,
 	f.IntVar(&bufMsgs, "buffer-messages", bridge.DefaultBufferMessages, "group messages that may wait for NATS; more are dropped and counted")
 	f.IntVar(&bufBytes, "buffer-bytes", bridge.DefaultBufferBytes, "bytes that may wait for NATS (also nats.go's reconnect buffer); more are dropped and counted")
 	f.StringVar(&name, "name", "", `NATS connection name shown by the server (default "mcl bridge")`)
+	f.StringVar(&stream, "stream", "", "JetStream stream to publish into and catch up from (created if missing); default: core NATS, nothing stored")
+	f.StringVar(&durable, "durable", "", "with --stream, the durable consumer that forwards the stream to the group, one per site (default: --name)")
+	f.Int64Var(&maxBytes, "stream-max-bytes", bridge.DefaultStreamMaxBytes, "with --stream, the size a stream the bridge creates keeps; older messages are discarded")
+	f.DurationVar(&maxAge, "stream-max-age", bridge.DefaultStreamMaxAge, "with --stream, how long a stream the bridge creates keeps messages")
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mcl-go/mcl"
 	"github.com/mcl-go/mcl/bridge"
@@ -126,10 +127,84 @@ func TestBridgeUsage(t *testing.T) {
 		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--topic", "cam*"}, "--topic"},
 		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--buffer-bytes", "10"}, "buffer limits"},
 		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--group", "10.0.0.1"}, "not a multicast group"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--stream", "S"}, "--durable"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--durable", "d"}, "--durable needs --stream"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--stream", "a.b", "--durable", "d"}, "stream"},
+		{[]string{"bridge", "--nats", "nats://127.0.0.1:1", "--stream", "S", "--durable", "d", "--stream-max-bytes", "10"}, "stream limits"},
 	} {
 		r := mcl_(context.Background(), "", tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("mcl %q: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
 		}
+	}
+}
+
+func TestBridgeStream(t *testing.T) {
+	sandbox.Require(t)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	port := int(nextPort.Add(1))
+	conn, err := mcl.NewConnection("239.192.40.2", mcl.Port(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan *bridge.Bridge, 1)
+	bridgeStarted = func(b *bridge.Bridge) { started <- b }
+	defer func() { bridgeStarted = func(*bridge.Bridge) {} }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		done <- mcl_(ctx, "", "bridge", "--group", "239.192.40.2", "--port", strconv.Itoa(port),
+			"--nats", srv.ClientURL(), "--stream", "MCLCMD", "--name", "site a", "--stream-max-age", "1h", "--json")
+	}()
+	select {
+	case <-started:
+	case r := <-done:
+		t.Fatalf("mcl bridge exited: %+v", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("mcl bridge did not start")
+	}
+	pub, err := mcl.NewPublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if err := pub.Publish("cmd/out", 7); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var st *jetstream.StreamInfo
+	for i := 0; i < 100; i++ {
+		s, err := js.Stream(ctx, "MCLCMD")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st = s.CachedInfo(); st.State.Msgs == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.State.Msgs != 1 || st.Config.MaxAge != time.Hour || st.Config.MaxBytes != bridge.DefaultStreamMaxBytes {
+		t.Fatalf("stream: %d messages, max age %v, max bytes %d", st.State.Msgs, st.Config.MaxAge, st.Config.MaxBytes)
+	}
+	if _, err := js.Consumer(ctx, "MCLCMD", "site_a"); err != nil {
+		t.Errorf("durable consumer site_a (from --name): %v", err)
+	}
+	cancel()
+	if r := <-done; r.code != 0 || !strings.Contains(r.stdout, `"to_nats":1`) {
+		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
 }
