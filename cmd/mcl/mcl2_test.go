@@ -68,3 +68,28 @@ func TestSubQuiet(t *testing.T) {
 		t.Fatalf("sub --quiet: %+v", r)
 	}
 }
+
+// TestSubFields: --fields prints only the fields named, null where a
+// payload lacks one; a bad path is bad usage.
+func TestSubFields(t *testing.T) {
+	sandbox.Require(t)
+	port := strconv.Itoa(int(nextPort.Add(1)))
+	done := startSub(t, "--port", port, "--count", "2", "--timeout", "20s", "--quiet", "--fields", "pose.x,ranges[1],missing,[1]")
+	for _, p := range []string{`{"pose": {"x": 1.5, "y": 2}, "ranges": [7, 8, 9]}`, `[1, 2]`} {
+		if r := mcl_(context.Background(), "", "pub", "--port", port, "--topic", "t", "--payload", p); r.code != 0 {
+			t.Fatalf("pub: %+v", r)
+		}
+	}
+	r := wait(t, done)
+	want := `{"topic":"t","fields":{"pose.x":1.5,"ranges[1]":8,"missing":null,"[1]":null}}` + "\n" +
+		`{"topic":"t","fields":{"pose.x":null,"ranges[1]":null,"missing":null,"[1]":2}}` + "\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("sub --fields: %+v\nwant %s", r, want)
+	}
+	subscribed = func() {}
+	for _, bad := range []string{"a..b", "r[x]", "r[1]x", "a.[1]", "a.["} {
+		if r := mcl_(context.Background(), "", "sub", "--fields", bad, "--timeout", "1ms"); r.code != 2 || !strings.Contains(r.stderr, "--fields") {
+			t.Errorf("--fields %q: %+v", bad, r)
+		}
+	}
+}

@@ -26,6 +26,7 @@ func newSubCmd() *cobra.Command {
 		timeout time.Duration
 		meta    bool
 		quiet   bool
+		fields  []string
 	)
 	c := &cobra.Command{
 		Use:   "sub [--topic T ...] [--count N] [--timeout D]",
@@ -36,6 +37,9 @@ The payload is rendered from msgpack: maps as objects, str as JSON strings,
 and bytes that are not UTF-8 text (msgpack bin, or a Python 2 str holding
 binary) as {"$bytes": "<base64>"}; see docs/cli.md for every rule. With
 --meta each line also carries "sender" (address:port) and "time" (RFC 3339).
+With --fields pose.x,ranges[3] a line carries only those fields of the
+payload, {"topic": T, "fields": {"pose.x": 1.5, "ranges[3]": 7}}, null
+where a payload lacks one.
 
 It receives both framings: the seed's (Python nodes, and mcl pub by default)
 and mcl/2's (mcl pub --framing mcl2, see docs/mcl2.md). --topic takes names
@@ -58,6 +62,14 @@ exits 1 when --timeout ends it before --count messages arrived.`,
 			conn, err := g.connection()
 			if err != nil {
 				return err
+			}
+			var paths []fieldPath
+			for _, f := range fields {
+				p, err := parseFieldPath(f)
+				if err != nil {
+					return usagef("--fields: %v", err)
+				}
+				paths = append(paths, p)
 			}
 			opts, err := g.subscribeOptions()
 			if err != nil {
@@ -84,7 +96,7 @@ exits 1 when --timeout ends it before --count messages arrived.`,
 				}
 				got++
 				topic = wire.AppendStr(topic[:0], []byte(m.Topic))
-				line, err = appendLine(line[:0], topic, m, meta)
+				line, err = appendLine(line[:0], topic, m, meta, paths)
 				if err != nil { // a payload that passed the wire check; should not happen
 					fmt.Fprintf(cmd.ErrOrStderr(), "mcl: message %d on topic %q: %v\n", got, m.Topic, err)
 					continue
@@ -113,21 +125,33 @@ exits 1 when --timeout ends it before --count messages arrived.`,
 	f.DurationVar(&timeout, "timeout", 0, "exit after this long, e.g. 10s or 1m30s (default: no limit)")
 	f.BoolVar(&meta, "meta", false, `add "sender" and "time" to each line`)
 	f.BoolVarP(&quiet, "quiet", "q", false, "write no counters and sender lines at exit")
+	f.StringSliceVar(&fields, "fields", nil, `print only these fields of each payload, as {"topic": T, "fields": {"pose.x": 1.5, ...}}: keys by dots, list indexes in brackets (pose.x,ranges[3]); a field not there is null`)
 	return c
 }
 
 // appendLine renders one message as a JSON line. The topic comes as a
 // msgpack str and goes through the payload renderer, so that a topic that
 // is not UTF-8 follows the same rule as payload bytes.
-func appendLine(b, topic []byte, m *mcl.Message, meta bool) ([]byte, error) {
+func appendLine(b, topic []byte, m *mcl.Message, meta bool, fields []fieldPath) ([]byte, error) {
 	b = append(b, `{"topic":`...)
 	b, _, err := msgjson.ToJSON(b, topic)
 	if err != nil {
 		return b, err
 	}
-	b = append(b, `,"payload":`...)
-	if b, _, err = msgjson.ToJSON(b, m.Payload); err != nil {
-		return b, err
+	if len(fields) > 0 {
+		b = append(b, `,"fields":`...)
+		rendered, _, err := msgjson.ToJSON(nil, m.Payload)
+		if err != nil {
+			return b, err
+		}
+		if b, err = appendFields(b, rendered, fields); err != nil {
+			return b, err
+		}
+	} else {
+		b = append(b, `,"payload":`...)
+		if b, _, err = msgjson.ToJSON(b, m.Payload); err != nil {
+			return b, err
+		}
 	}
 	if meta {
 		b = fmt.Appendf(b, `,"sender":%q,"time":%q`, m.Sender.String(), m.Received.Format(time.RFC3339Nano))
