@@ -13,29 +13,9 @@ import (
 // for comparison, in the seed framing; it reports messages received per
 // second and the share lost (mcl bench has the rows against a baseline).
 func BenchmarkMCL2Flood(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		opts []mcl.PublishOption
-	}{
-		{"seed", nil},
-		{"mcl2", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}},
-		{"mcl2-1452", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452)}},
-	} {
+	for _, tc := range benchFramings {
 		b.Run(tc.name, func(b *testing.B) {
-			c, err := mcl.NewConnection("ff15::7799", mcl.Port(int(nextPort.Add(1))), mcl.ReadBuffer(16<<20))
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := mcl.SubscribeSync(c, mcl.QueueLimits(1<<20, 1<<30))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			p, err := mcl.NewPublisher(c, tc.opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			s, p := benchPair(b, "ff15::7799", tc.opts, mcl.QueueLimits(1<<20, 1<<30))
 			payload := binOf(1, 59) // 64 bytes of msgpack
 			got := make(chan int, 1)
 			var last time.Time // when the last message came
@@ -81,29 +61,9 @@ func BenchmarkMCL2Flood(b *testing.B) {
 // from the subscriber), in the seed framing and in mcl/2 with datagrams
 // of 65 KB and of 1452 bytes (GSO and GRO where the kernel offers them).
 func BenchmarkLarge(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		opts []mcl.PublishOption
-	}{
-		{"seed", nil},
-		{"mcl2", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}},
-		{"mcl2-1452", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452)}},
-	} {
+	for _, tc := range benchFramings {
 		b.Run(tc.name, func(b *testing.B) {
-			c, err := mcl.NewConnection("ff15::7798", mcl.Port(int(nextPort.Add(1))), mcl.ReadBuffer(16<<20))
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := mcl.SubscribeSync(c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			p, err := mcl.NewPublisher(c, tc.opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
+			s, p := benchPair(b, "ff15::7798", tc.opts)
 			payload := binOf(1, 1_000_000)
 			credits := make(chan struct{}, 4)
 			for range cap(credits) {
@@ -143,4 +103,35 @@ func BenchmarkLarge(b *testing.B) {
 			b.Logf("delivered %d of %d; kernel drops %d, lost %d, stalled %d", n, b.N, st.KernelDrops, st.Lost, st.Stalled)
 		})
 	}
+}
+
+// benchFramings are the publishers the benchmarks above compare.
+var benchFramings = []struct {
+	name string
+	opts []mcl.PublishOption
+}{
+	{"seed", nil},
+	{"mcl2", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2)}},
+	{"mcl2-1452", []mcl.PublishOption{mcl.WithFraming(mcl.FramingMCL2), mcl.DatagramSize(1452)}},
+}
+
+// benchPair opens a subscriber and a publisher on group, on a port of
+// their own, closed with the benchmark.
+func benchPair(b *testing.B, group string, opts []mcl.PublishOption, subOpts ...mcl.SubscribeOption) (*mcl.Subscriber, *mcl.Publisher) {
+	b.Helper()
+	c, err := mcl.NewConnection(group, mcl.Port(int(nextPort.Add(1))), mcl.ReadBuffer(16<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := mcl.SubscribeSync(c, subOpts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	p, err := mcl.NewPublisher(c, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	return s, p
 }

@@ -20,38 +20,16 @@ import (
 
 func TestBridgeCommand(t *testing.T) {
 	sandbox.Require(t)
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	srv := natsServer(t, &server.Options{})
 	port := int(nextPort.Add(1))
 	conn, err := mcl.NewConnection("239.192.40.1", mcl.Port(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	started := make(chan *bridge.Bridge, 1)
-	bridgeStarted = func(b *bridge.Bridge) { started <- b }
-	defer func() { bridgeStarted = func(*bridge.Bridge) {} }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan result, 1)
-	go func() {
-		done <- mcl_(ctx, "", "bridge", "--group", "239.192.40.1", "--port", strconv.Itoa(port),
-			"--nats", srv.ClientURL(), "--subject-prefix", "site.a", "--topic", "cmd/*", "--json")
-	}()
-	select {
-	case <-started:
-	case r := <-done:
-		t.Fatalf("mcl bridge exited: %+v", r)
-	case <-time.After(10 * time.Second):
-		t.Fatal("mcl bridge did not start")
-	}
+	done := startBridgeCommand(t, ctx, "--group", "239.192.40.1", "--port", strconv.Itoa(port),
+		"--nats", srv.ClientURL(), "--subject-prefix", "site.a", "--topic", "cmd/*", "--json")
 
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -141,37 +119,16 @@ func TestBridgeUsage(t *testing.T) {
 
 func TestBridgeStream(t *testing.T) {
 	sandbox.Require(t)
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	srv := natsServer(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
 	port := int(nextPort.Add(1))
 	conn, err := mcl.NewConnection("239.192.40.2", mcl.Port(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan *bridge.Bridge, 1)
-	bridgeStarted = func(b *bridge.Bridge) { started <- b }
-	defer func() { bridgeStarted = func(*bridge.Bridge) {} }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan result, 1)
-	go func() {
-		done <- mcl_(ctx, "", "bridge", "--group", "239.192.40.2", "--port", strconv.Itoa(port),
-			"--nats", srv.ClientURL(), "--stream", "MCLCMD", "--name", "site a", "--stream-max-age", "1h", "--json")
-	}()
-	select {
-	case <-started:
-	case r := <-done:
-		t.Fatalf("mcl bridge exited: %+v", r)
-	case <-time.After(10 * time.Second):
-		t.Fatal("mcl bridge did not start")
-	}
+	done := startBridgeCommand(t, ctx, "--group", "239.192.40.2", "--port", strconv.Itoa(port),
+		"--nats", srv.ClientURL(), "--stream", "MCLCMD", "--name", "site a", "--stream-max-age", "1h", "--json")
 	pub, err := mcl.NewPublisher(conn)
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +164,40 @@ func TestBridgeStream(t *testing.T) {
 	if r := <-done; r.code != 0 || !strings.Contains(r.stdout, `"to_nats":1`) {
 		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// natsServer starts an in-process NATS server on 127.0.0.1 with o's
+// settings, shut down with the test.
+func natsServer(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, true
+	srv, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	return srv
+}
+
+// startBridgeCommand runs `mcl bridge args...` until ctx ends, and returns
+// once the bridge has started, with where its result will come.
+func startBridgeCommand(t *testing.T, ctx context.Context, args ...string) <-chan result {
+	t.Helper()
+	started := make(chan *bridge.Bridge, 1)
+	bridgeStarted = func(b *bridge.Bridge) { started <- b }
+	t.Cleanup(func() { bridgeStarted = func(*bridge.Bridge) {} })
+	done := make(chan result, 1)
+	go func() { done <- mcl_(ctx, "", append([]string{"bridge"}, args...)...) }()
+	select {
+	case <-started:
+	case r := <-done:
+		t.Fatalf("mcl bridge exited: %+v", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("mcl bridge did not start")
+	}
+	return done
 }

@@ -90,15 +90,11 @@ are kept, and messages of further topics are counted as refused.`,
 				st := sub.Stats()
 				return spy.Footer{Undecodable: st.Malformed, Lost: st.Lost, Reordered: st.Reordered, Repeated: st.Repeated, Dropped: st.Dropped}
 			}
-			cfg.Senders = func() map[netip.AddrPort]spy.Loss {
+			cfg.Senders = func() map[netip.AddrPort]census.Loss {
 				if sub == nil {
 					return nil
 				}
-				m := map[netip.AddrPort]spy.Loss{}
-				for _, s := range sub.Senders() {
-					m[s.Addr] = spy.Loss{Lost: s.Lost, Reordered: s.Reordered, Repeated: s.Repeated}
-				}
-				return m
+				return senderLosses(sub)
 			}
 			srv := spy.New(cfg)
 			// Count in the Subscriber's goroutine; render per frame.

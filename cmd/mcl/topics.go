@@ -159,41 +159,20 @@ type topicsFooter struct {
 	Dropped     uint64 `json:"dropped"`
 }
 
-// topicLoss is what became of the datagrams of a topic's mcl/2 senders:
-// loss is counted per sender, which numbers its datagrams, not per topic.
-type topicLoss struct {
-	Lost      uint64 `json:"lost"`
-	Reordered uint64 `json:"reordered"`
-	Repeated  uint64 `json:"repeated"`
-}
-
-// losses returns, for each topic of ts, the sums over its senders that
-// are mcl/2 senders, or nil for a topic that has none.
-func losses(ts []census.TopicStats, senders []mcl.SenderStats) []*topicLoss {
-	by := make(map[netip.AddrPort]mcl.SenderStats, len(senders))
-	for _, s := range senders {
-		by[s.Addr] = s
+// senderLosses returns the loss of each mcl/2 sender sub heard, by
+// address, for the rows' mcl/2 column of topics and spy.
+func senderLosses(sub *mcl.Subscriber) map[netip.AddrPort]census.Loss {
+	m := map[netip.AddrPort]census.Loss{}
+	for _, s := range sub.Senders() {
+		m[s.Addr] = census.Loss{Lost: s.Lost, Reordered: s.Reordered, Repeated: s.Repeated}
 	}
-	out := make([]*topicLoss, len(ts))
-	for i, t := range ts {
-		for _, a := range t.SenderAddrs {
-			if s, ok := by[a]; ok {
-				if out[i] == nil {
-					out[i] = new(topicLoss)
-				}
-				out[i].Lost += s.Lost
-				out[i].Reordered += s.Reordered
-				out[i].Repeated += s.Repeated
-			}
-		}
-	}
-	return out
+	return m
 }
 
 func (v *topicsView) print(out io.Writer, now time.Time) error {
 	ts := v.census.Snapshot(now)
 	sortTopics(ts, v.sortBy)
-	loss := losses(ts, v.sub.Senders())
+	senders := senderLosses(v.sub)
 	st := v.sub.Stats()
 	foot := topicsFooter{
 		Refused: v.census.Refused(), Undecodable: st.Malformed,
@@ -205,11 +184,11 @@ func (v *topicsView) print(out io.Writer, now time.Time) error {
 		if v.clear {
 			buf.WriteString("\x1b[H\x1b[2J") // cursor home, clear the screen
 		}
-		renderTopicsTable(&buf, v.where, now, ts, loss, foot, v.census.Limit())
+		renderTopicsTable(&buf, v.where, now, ts, senders, foot, v.census.Limit())
 		b = buf.Bytes()
 	} else {
 		var err error
-		if b, err = topicsJSON(now, ts, loss, foot); err != nil {
+		if b, err = topicsJSON(now, ts, senders, foot); err != nil {
 			return err
 		}
 	}
@@ -245,34 +224,16 @@ func sortTopics(ts []census.TopicStats, by string) {
 
 // topicJSON is one topic in the JSON output.
 type topicJSON struct {
-	Topic       string     `json:"topic"`
-	Messages    uint64     `json:"messages"`
-	Rate        float64    `json:"rate_hz"`
-	Bandwidth   float64    `json:"bytes_per_s"`
-	MinPeriod   float64    `json:"min_period_s"`
-	MaxPeriod   float64    `json:"max_period_s"`
-	Jitter      float64    `json:"jitter_s"`
-	SizeMin     int        `json:"size_min"`
-	SizeMean    float64    `json:"size_mean"`
-	SizeMax     int        `json:"size_max"`
-	Senders     int        `json:"senders"`
-	SendersMore bool       `json:"senders_more,omitempty"`
-	MCL2        *topicLoss `json:"mcl2"` // null: no mcl/2 sender
-	First       time.Time  `json:"first"`
-	Last        time.Time  `json:"last"`
+	census.Row
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
 }
 
 // topicsJSON renders a snapshot as one line of JSON.
-func topicsJSON(now time.Time, ts []census.TopicStats, loss []*topicLoss, foot topicsFooter) ([]byte, error) {
+func topicsJSON(now time.Time, ts []census.TopicStats, senders map[netip.AddrPort]census.Loss, foot topicsFooter) ([]byte, error) {
 	rows := make([]topicJSON, len(ts))
 	for i, s := range ts {
-		rows[i] = topicJSON{
-			Topic: s.Topic, Messages: s.Messages, Rate: s.Rate, Bandwidth: s.Bandwidth,
-			MinPeriod: s.MinPeriod.Seconds(), MaxPeriod: s.MaxPeriod.Seconds(), Jitter: s.Jitter.Seconds(),
-			SizeMin: s.SizeMin, SizeMean: s.SizeMean, SizeMax: s.SizeMax,
-			Senders: s.Senders, SendersMore: s.SendersMore, MCL2: loss[i],
-			First: s.First.UTC(), Last: s.Last.UTC(),
-		}
+		rows[i] = topicJSON{Row: s.Row(senders), First: s.First.UTC(), Last: s.Last.UTC()}
 	}
 	b, err := json.Marshal(struct {
 		Time   time.Time   `json:"time"`
@@ -287,23 +248,23 @@ const maxTopicWidth = 48
 
 // renderTopicsTable writes a snapshot as a table, each topic through
 // safeTopic: nothing from the network reaches the terminal unescaped.
-func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.TopicStats, loss []*topicLoss, foot topicsFooter, limit int) {
+func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.TopicStats, senders map[netip.AddrPort]census.Loss, foot topicsFooter, limit int) {
 	fmt.Fprintf(w, "mcl topics on %s  %s  %d topics\n\n", where, now.Format("15:04:05"), len(ts))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tMSGS\tRATE\tPERIOD MIN/MAX\tJITTER\tBANDWIDTH\tSIZE MIN/MEAN/MAX\tSENDERS\tMCL2 LOST/REORD/REP\t")
-	for i, s := range ts {
-		senders := strconv.Itoa(s.Senders)
+	for _, s := range ts {
+		count := strconv.Itoa(s.Senders)
 		if s.SendersMore {
-			senders += "+"
+			count += "+"
 		}
 		mcl2 := "-"
-		if l := loss[i]; l != nil {
+		if l := s.SendersLoss(senders); l != nil {
 			mcl2 = fmt.Sprintf("%d/%d/%d", l.Lost, l.Reordered, l.Repeated)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/%s\t%s\t%s\t%d/%.0f/%d\t%s\t%s\t\n",
 			safeTopic(s.Topic, maxTopicWidth), s.Messages, fmtRate(s.Rate),
 			fmtPeriod(s.MinPeriod), fmtPeriod(s.MaxPeriod), fmtPeriod(s.Jitter),
-			fmtBandwidth(s.Bandwidth), s.SizeMin, s.SizeMean, s.SizeMax, senders, mcl2)
+			fmtBandwidth(s.Bandwidth), s.SizeMin, s.SizeMean, s.SizeMax, count, mcl2)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nundecodable datagrams %d  refused %d (messages of new topics past %d)  mcl/2 lost %d reordered %d repeated %d  dropped %d\n",

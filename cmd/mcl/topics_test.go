@@ -24,7 +24,7 @@ type topicsOutput struct {
 		Topic       string
 		Messages    uint64
 		RateHz      float64 `json:"rate_hz"`
-		MCL2        *topicLoss
+		MCL2        *census.Loss
 		BytesPerS   float64 `json:"bytes_per_s"`
 		MinPeriodS  float64 `json:"min_period_s"`
 		MaxPeriodS  float64 `json:"max_period_s"`
@@ -112,7 +112,7 @@ func TestTopicsOnceJSON(t *testing.T) {
 				}
 				// The loss of the topic's mcl/2 senders: none lost, and
 				// nothing to say of seed senders.
-				if (s.MCL2 == nil) != (framing == "seed") || (s.MCL2 != nil && *s.MCL2 != topicLoss{}) {
+				if (s.MCL2 == nil) != (framing == "seed") || (s.MCL2 != nil && *s.MCL2 != census.Loss{}) {
 					t.Errorf("topic %q: mcl2 %+v in the %s framing", s.Topic, s.MCL2, framing)
 				}
 				if s.Messages != w.n || s.SizeMin != w.min || s.SizeMax != w.max || s.Senders != 1 {
@@ -221,7 +221,7 @@ func TestTopicsTableSafe(t *testing.T) {
 	ts := c.Snapshot(now)
 	sortTopics(ts, "name")
 	var b bytes.Buffer
-	renderTopicsTable(&b, "[ff15::1]:26000", now, ts, losses(ts, nil), topicsFooter{Undecodable: 3, Lost: 4}, c.Limit())
+	renderTopicsTable(&b, "[ff15::1]:26000", now, ts, nil, topicsFooter{Undecodable: 3, Lost: 4}, c.Limit())
 	out := b.String()
 	for i, r := range out {
 		if (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' || r == '\ufffd' {

@@ -63,14 +63,6 @@ type Footer struct {
 	Dropped     uint64 `json:"dropped"`
 }
 
-// Loss is what became of the datagrams of mcl/2 senders (docs/mcl2.md),
-// which number their datagrams: of one, or of a topic's, summed.
-type Loss struct {
-	Lost      uint64 `json:"lost"`
-	Reordered uint64 `json:"reordered"`
-	Repeated  uint64 `json:"repeated"`
-}
-
 // Config sets up a Server. Zero fields take their defaults.
 type Config struct {
 	MaxTopics    int           // topics tracked (census.DefaultLimit)
@@ -89,7 +81,7 @@ type Config struct {
 	Footer func() Footer
 	// Senders, when not nil, returns the loss of each mcl/2 sender by
 	// address, for the rows' mcl/2 column; it is called once a frame.
-	Senders func() map[netip.AddrPort]Loss
+	Senders func() map[netip.AddrPort]census.Loss
 	// Now, when not nil, replaces time.Now (tests).
 	Now func() time.Time
 }
@@ -288,24 +280,10 @@ var Sorts = []string{"name", "messages", "rate", "bandwidth", "size", "jitter", 
 
 // Row is one topic of the table.
 type Row struct {
-	ID          uint64  `json:"id"` // 0 when not held (cleared since)
-	Topic       string  `json:"topic"`
-	Cut         bool    `json:"cut,omitempty"` // Topic is the start of a longer one
-	Messages    uint64  `json:"messages"`
-	Rate        float64 `json:"rate_hz"`
-	Bandwidth   float64 `json:"bytes_per_s"`
-	MinPeriod   float64 `json:"min_period_s"`
-	MaxPeriod   float64 `json:"max_period_s"`
-	Jitter      float64 `json:"jitter_s"`
-	SizeMin     int     `json:"size_min"`
-	SizeMean    float64 `json:"size_mean"`
-	SizeMax     int     `json:"size_max"`
-	Senders     int     `json:"senders"`
-	SendersMore bool    `json:"senders_more,omitempty"`
-	Age         float64 `json:"age_s"` // since the last message
-	// MCL2 sums the loss of the topic's mcl/2 senders; nil when it has
-	// none (loss is counted by sender, not by topic).
-	MCL2 *Loss `json:"mcl2,omitempty"`
+	ID uint64 `json:"id"` // 0 when not held (cleared since)
+	census.Row
+	Cut bool    `json:"cut,omitempty"` // Topic is the start of a longer one
+	Age float64 `json:"age_s"`         // since the last message
 }
 
 // Frame is one update of the page.
@@ -400,24 +378,14 @@ func (s *Server) Frame(q Query) Frame {
 	sortStats(ts, q.Sort, q.Desc)
 	ts = ts[:min(len(ts), s.cfg.MaxRows)]
 	f.Rows = make([]Row, len(ts))
-	var senders map[netip.AddrPort]Loss
+	var senders map[netip.AddrPort]census.Loss
 	if s.cfg.Senders != nil {
 		senders = s.cfg.Senders()
 	}
 	s.mu.Lock()
 	f.NotKept = s.notKept
 	for i, t := range ts {
-		f.Rows[i] = row(t, now)
-		for _, a := range t.SenderAddrs {
-			if l, ok := senders[a]; ok {
-				if f.Rows[i].MCL2 == nil {
-					f.Rows[i].MCL2 = new(Loss)
-				}
-				f.Rows[i].MCL2.Lost += l.Lost
-				f.Rows[i].MCL2.Reordered += l.Reordered
-				f.Rows[i].MCL2.Repeated += l.Repeated
-			}
-		}
+		f.Rows[i] = row(t, now, senders)
 		if e := s.entries[t.Topic]; e != nil {
 			f.Rows[i].ID = e.id
 		}
@@ -429,7 +397,7 @@ func (s *Server) Frame(q Query) Frame {
 	if d := f.Detail; d != nil && !d.Gone {
 		for _, t := range all { // O(topics), once a frame
 			if t.Topic == d.Topic {
-				r := row(t, now)
+				r := row(t, now, nil)
 				r.ID, r.Topic, r.Cut = d.ID, "", false
 				d.Stats = &r
 				break
@@ -506,14 +474,10 @@ func (s *Server) Messages(id uint64) (topicName string, ms []Message, ok bool) {
 	return e.topic, s.messagesLocked(e, 0, -1), true
 }
 
-// row converts t for the table, its topic cut to maxTopicBytes.
-func row(t census.TopicStats, now time.Time) Row {
-	r := Row{
-		Topic: t.Topic, Messages: t.Messages, Rate: t.Rate, Bandwidth: t.Bandwidth,
-		MinPeriod: t.MinPeriod.Seconds(), MaxPeriod: t.MaxPeriod.Seconds(), Jitter: t.Jitter.Seconds(),
-		SizeMin: t.SizeMin, SizeMean: t.SizeMean, SizeMax: t.SizeMax,
-		Senders: t.Senders, SendersMore: t.SendersMore, Age: max(0, now.Sub(t.Last).Seconds()),
-	}
+// row converts t for the table, its topic cut to maxTopicBytes, with the
+// loss of its senders found in senders.
+func row(t census.TopicStats, now time.Time, senders map[netip.AddrPort]census.Loss) Row {
+	r := Row{Row: t.Row(senders), Age: max(0, now.Sub(t.Last).Seconds())}
 	if len(r.Topic) > maxTopicBytes {
 		n := maxTopicBytes
 		for n > 0 && !utf8.RuneStart(r.Topic[n]) {

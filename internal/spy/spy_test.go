@@ -435,8 +435,8 @@ func BenchmarkAdd(b *testing.B) {
 // TestFrameMCL2Loss: a row sums the loss of the topic's mcl/2 senders,
 // and has none when its senders are not mcl/2 senders.
 func TestFrameMCL2Loss(t *testing.T) {
-	cfg := Config{Senders: func() map[netip.AddrPort]Loss {
-		return map[netip.AddrPort]Loss{senderA: {Lost: 3, Reordered: 1, Repeated: 2}}
+	cfg := Config{Senders: func() map[netip.AddrPort]census.Loss {
+		return map[netip.AddrPort]census.Loss{senderA: {Lost: 3, Reordered: 1, Repeated: 2}}
 	}}
 	s, c, ts := newTest(t, cfg)
 	feed(t, s, c)
@@ -448,7 +448,7 @@ func TestFrameMCL2Loss(t *testing.T) {
 		for _, x := range d.Senders {
 			fromA = fromA || x.Addr == senderA.String()
 		}
-		if want := (Loss{3, 1, 2}); fromA && (r.MCL2 == nil || *r.MCL2 != want) || !fromA && r.MCL2 != nil {
+		if want := (census.Loss{Lost: 3, Reordered: 1, Repeated: 2}); fromA && (r.MCL2 == nil || *r.MCL2 != want) || !fromA && r.MCL2 != nil {
 			t.Errorf("topic %q (from A: %v): mcl2 %+v", r.Topic, fromA, r.MCL2)
 		}
 	}
