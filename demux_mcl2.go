@@ -30,6 +30,9 @@ func (d *demux) handle2(members []*Subscriber, b []byte, from netip.AddrPort, no
 	case senders.Duplicate, senders.Late:
 		return
 	}
+	// The seed's pieces are read into place only while they come back to
+	// back: an mcl/2 datagram between them breaks the run.
+	d.stream.on = false
 	for len(records) > 0 {
 		r, rest, err := mcl2.Next(records)
 		records = rest
@@ -53,7 +56,6 @@ func (d *demux) handle2(members []*Subscriber, b []byte, from netip.AddrPort, no
 			d.stats.malformed.Add(1)
 			continue
 		}
-		d.stream.on = false
 		t := d.intern(r.Topic)
 		for _, s := range takers {
 			if s.q.push(t, r.Payload, from, now) {

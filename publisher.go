@@ -173,7 +173,7 @@ func (p *Publisher) PublishRaw(topic string, payload []byte) error {
 // much as queueing a small message: a run of Publish calls, the sender
 // goroutine at work, reads none.
 func (p *Publisher) callTime() time.Time {
-	if p.b != nil && p.b.idleHint.Load() {
+	if p.b != nil && p.b.waiting.Load() {
 		return time.Now()
 	}
 	return time.Time{}

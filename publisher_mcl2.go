@@ -120,8 +120,7 @@ type batcher struct {
 	full     [][]byte    // filled datagrams, in order, not yet sent
 	free     [][]byte    // spare datagram buffers
 	busy     bool        // a goroutine is sending
-	waiting  bool        // the sender goroutine waits for a kick
-	idleHint atomic.Bool // waiting, for a Publish to read before it locks
+	waiting  atomic.Bool // the sender goroutine waits for a kick; written under mu, read before it too (callTime)
 	kicked   time.Time   // when it was last kicked
 	returned time.Time   // when a Publish that sent in its call returned
 	err      error       // the first error of a send no caller has seen yet
@@ -153,7 +152,7 @@ func (p *Publisher) startBatcher() error {
 	if !p.express {
 		b.kick = make(chan struct{}, 1)
 		b.stopped = make(chan struct{})
-		b.setWaiting(true)
+		b.waiting.Store(true)
 		go p.sendLoop()
 	}
 	return nil
@@ -184,7 +183,7 @@ func (p *Publisher) publish2(topic string, payload []byte, called time.Time) err
 	// the last send's return, not its start: a send to a local receiver
 	// can return after the reply to it came, so that a ping-pong looked
 	// like a run.
-	if b.waiting && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && !called.IsZero() && called.Sub(b.returned) >= minLight {
+	if b.waiting.Load() && !b.busy && len(b.full) == 0 && len(b.cur) == 0 && !called.IsZero() && called.Sub(b.returned) >= minLight {
 		return p.sendNow(topic, payload)
 	}
 	for len(b.full) >= maxQueued && !p.closed {
@@ -206,8 +205,8 @@ func (p *Publisher) publish2(topic string, payload []byte, called time.Time) err
 	// only one that waits needs waking, which costs a system call when
 	// its thread sleeps.
 	switch {
-	case b.waiting:
-		b.setWaiting(false)
+	case b.waiting.Load():
+		b.waiting.Store(false)
 		b.kicked = time.Now()
 		b.kick <- struct{}{} // never blocks: the sender emptied it before waiting
 	case !b.busy && time.Since(b.kicked) > maxWait:
@@ -249,13 +248,6 @@ func (p *Publisher) sendNow(topic string, payload []byte) error {
 	return nil
 }
 
-// setWaiting records whether the sender goroutine waits for a kick.
-// p.mu is held.
-func (b *batcher) setWaiting(w bool) {
-	b.waiting = w
-	b.idleHint.Store(w)
-}
-
 // buffer returns an empty datagram buffer of capacity b.size. p.mu is
 // held.
 func (b *batcher) buffer() []byte {
@@ -291,7 +283,7 @@ func (p *Publisher) sendLoop() {
 			}
 			p.sendQueued()
 		}
-		b.setWaiting(ok)
+		b.waiting.Store(ok)
 		p.mu.Unlock()
 		if !ok {
 			return
@@ -410,24 +402,21 @@ func (p *Publisher) sendLarge(topic string, payload []byte) error {
 	// Every datagram but the last is a header of one length and a piece
 	// of one length: one run of segments for UDP GSO, written from the
 	// payload where it lies, headers and pieces taking turns.
+	// The headers are written first, then cut, as b.heads may move while
+	// it grows.
 	b.heads, b.iov = b.heads[:0], b.iov[:0]
-	segment := 0
 	for i := range n {
-		off, l, _ := mcl2.Piece(len(payload), n, i)
-		start := len(b.heads)
+		_, l, _ := mcl2.Piece(len(payload), n, i)
 		b.heads = mcl2.AppendHeader(b.heads, b.id, b.seq)
 		b.seq++
 		b.heads = mcl2.AppendFragmentHeader(b.heads, topic, id, i, n, len(payload), l)
-		if i == 0 {
-			segment = len(b.heads) - start + l
-		}
-		b.iov = append(b.iov, b.heads[start:], payload[off:off+l])
 	}
-	// b.heads may have moved as it grew: cut the headers again.
 	hl := len(b.heads) / n
 	for i := range n {
-		b.iov[2*i] = b.heads[i*hl : (i+1)*hl : (i+1)*hl]
+		off, l, _ := mcl2.Piece(len(payload), n, i)
+		b.iov = append(b.iov, b.heads[i*hl:(i+1)*hl:(i+1)*hl], payload[off:off+l])
 	}
+	segment := hl + len(b.iov[1])
 	b.busy = true
 	p.mu.Unlock()
 	err := p.writeRun(b.iov, segment)

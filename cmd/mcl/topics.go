@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -200,27 +199,7 @@ func (v *topicsView) print(out io.Writer, now time.Time) error {
 
 // sortTopics orders ts by name (bytewise) or by a number, largest first,
 // ties by name.
-func sortTopics(ts []census.TopicStats, by string) {
-	key := func(s census.TopicStats) float64 {
-		switch by {
-		case "messages":
-			return float64(s.Messages)
-		case "rate":
-			return s.Rate
-		case "bandwidth":
-			return s.Bandwidth
-		case "size":
-			return s.SizeMean
-		}
-		return 0
-	}
-	slices.SortFunc(ts, func(a, b census.TopicStats) int {
-		if c := cmp.Compare(key(b), key(a)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Topic, b.Topic)
-	})
-}
+func sortTopics(ts []census.TopicStats, by string) { census.Sort(ts, by, by != "name") }
 
 // topicJSON is one topic in the JSON output.
 type topicJSON struct {

@@ -1,6 +1,11 @@
 package census
 
-import "net/netip"
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+)
 
 // Loss is what became of the datagrams of mcl/2 senders (docs/mcl2.md),
 // which number their datagrams: of one sender, or of a topic's, summed.
@@ -55,4 +60,40 @@ func (t TopicStats) Row(by map[netip.AddrPort]Loss) Row {
 		SizeMin: t.SizeMin, SizeMean: t.SizeMean, SizeMax: t.SizeMax,
 		Senders: t.Senders, SendersMore: t.SendersMore, MCL2: t.SendersLoss(by),
 	}
+}
+
+// Sort orders ts by a column: "messages", "rate", "bandwidth", "size"
+// (mean), "jitter", "senders" or "last" (the latest message), descending
+// with desc; by name for "name" or another column, and for ties, always
+// ascending, bytewise.
+func Sort(ts []TopicStats, by string, desc bool) {
+	key := func(s *TopicStats) float64 {
+		switch by {
+		case "messages":
+			return float64(s.Messages)
+		case "rate":
+			return s.Rate
+		case "bandwidth":
+			return s.Bandwidth
+		case "size":
+			return s.SizeMean
+		case "jitter":
+			return float64(s.Jitter)
+		case "senders":
+			return float64(s.Senders)
+		case "last":
+			return float64(s.Last.UnixNano())
+		}
+		return 0
+	}
+	slices.SortFunc(ts, func(a, b TopicStats) int {
+		c := cmp.Compare(key(&a), key(&b))
+		if desc {
+			c = -c
+		}
+		if c == 0 {
+			c = strings.Compare(a.Topic, b.Topic)
+		}
+		return c
+	})
 }

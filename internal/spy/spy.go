@@ -20,10 +20,8 @@
 package spy
 
 import (
-	"cmp"
 	"encoding/json"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,7 +373,7 @@ func (s *Server) Frame(q Query) Frame {
 		}
 	}
 	f.Matched = len(ts)
-	sortStats(ts, q.Sort, q.Desc)
+	census.Sort(ts, q.Sort, q.Desc)
 	ts = ts[:min(len(ts), s.cfg.MaxRows)]
 	f.Rows = make([]Row, len(ts))
 	var senders map[netip.AddrPort]census.Loss
@@ -486,37 +484,4 @@ func row(t census.TopicStats, now time.Time, senders map[netip.AddrPort]census.L
 		r.Topic, r.Cut = r.Topic[:n], true
 	}
 	return r
-}
-
-// sortStats orders ts by a column, ties by name.
-func sortStats(ts []census.TopicStats, by string, desc bool) {
-	key := func(s *census.TopicStats) float64 {
-		switch by {
-		case "messages":
-			return float64(s.Messages)
-		case "rate":
-			return s.Rate
-		case "bandwidth":
-			return s.Bandwidth
-		case "size":
-			return s.SizeMean
-		case "jitter":
-			return float64(s.Jitter)
-		case "senders":
-			return float64(s.Senders)
-		case "last":
-			return float64(s.Last.UnixNano())
-		}
-		return 0
-	}
-	slices.SortFunc(ts, func(a, b census.TopicStats) int {
-		c := cmp.Compare(key(&a), key(&b))
-		if c == 0 {
-			c = strings.Compare(a.Topic, b.Topic)
-		}
-		if desc {
-			c = -c
-		}
-		return c
-	})
 }
