@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -86,11 +87,12 @@ func (c *lz4Compressor) compress(src []byte) ([]byte, error) {
 // that are worth reusing from chunk to chunk.
 var lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 
-// decompress inflates a chunk's records into a new slice of exactly size
-// bytes. The caller has checked size against its allocation cap, so the only
-// allocation here is bounded; data that inflates to anything but size bytes
-// is an error.
-func decompress(compression string, src []byte, size uint64) ([]byte, error) {
+// decompress inflates a chunk's records into buf, grown if needed, and
+// returns exactly size bytes. The caller has checked size against its
+// allocation cap, so the only allocation here is bounded; data that
+// inflates to anything but size bytes is an error.
+func decompress(compression string, src []byte, size uint64, buf []byte) ([]byte, error) {
+	buf = slices.Grow(buf[:0], int(size))[:size:size]
 	switch compression {
 	case CompressionZstd:
 		v := zstdDecoders.Get()
@@ -99,9 +101,9 @@ func decompress(compression string, src []byte, size uint64) ([]byte, error) {
 			return nil, v.(error)
 		}
 		defer zstdDecoders.Put(dec)
-		// The decoder is limited to dst's capacity, so the one allocation is
-		// the declared size: a frame claiming more fails instead of growing.
-		out, err := dec.DecodeAll(src, make([]byte, 0, size))
+		// The decoder is limited to dst's capacity, the declared size: a
+		// frame claiming more fails instead of growing it.
+		out, err := dec.DecodeAll(src, buf[:0])
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -113,7 +115,7 @@ func decompress(compression string, src []byte, size uint64) ([]byte, error) {
 		zr := lz4Readers.Get().(*lz4.Reader)
 		defer lz4Readers.Put(zr)
 		zr.Reset(bytes.NewReader(src))
-		out := make([]byte, size)
+		out := buf
 		if _, err := io.ReadFull(zr, out); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("lz4 data inflates to fewer bytes than the %d the chunk declares", size)

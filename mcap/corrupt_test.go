@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"slices"
 	"strings"
 	"testing"
@@ -186,4 +187,50 @@ func TestUndefinedChannel(t *testing.T) {
 	binary.LittleEndian.PutUint16(file[msg+recordHeaderLen:], 999)
 	_, err := readAll(open(t, file), ReadOptions{})
 	wantFormatErr(t, err, ErrMalformed, msg)
+}
+
+// A Chunk whose records length does not fit its record is malformed. (The
+// library's ParseChunk slices by that length and would panic.)
+func TestChunkRecordsLength(t *testing.T) {
+	wr := writeSample(t, modes[1].opts, 100) // uncompressed: the compression string is empty
+	chunk := firstRecord(t, wr.file, opChunk)
+	at := chunk + recordHeaderLen + chunkFixedLen + 4
+	size := binary.LittleEndian.Uint64(wr.file[at:])
+	for _, n := range []uint64{size + 1, 1 << 40, 1<<63 + 5, 1<<64 - 1} {
+		file := slices.Clone(wr.file)
+		binary.LittleEndian.PutUint64(file[at:], n)
+		_, err := readAll(open(t, file), ReadOptions{})
+		wantFormatErr(t, err, ErrMalformed, chunk)
+	}
+}
+
+// A string length of 2 GiB or more is malformed, on 32-bit platforms too,
+// where the library's parsers would turn it negative and panic.
+func TestStringLengthOverflow(t *testing.T) {
+	wr := writeSample(t, modes[0].opts, 10)
+	for _, n := range []uint32{1 << 31, 1<<32 - 1} {
+		file := slices.Clone(wr.file)
+		ch := firstRecord(t, file, opChannel)
+		binary.LittleEndian.PutUint32(file[ch+recordHeaderLen+4:], n) // the topic's length
+		_, err := readAll(open(t, file), ReadOptions{})
+		wantFormatErr(t, err, ErrMalformed, ch)
+	}
+}
+
+// Records the Lexer skips (unknown opcodes, attachments) count in the data
+// section CRC too, also right before the Data End record.
+func TestDataEndCRCOverSkipped(t *testing.T) {
+	wr := writeSample(t, WriterOptions{SkipSummary: true}, 20) // no offsets to shift
+	dataEnd := firstRecord(t, wr.file, opDataEnd)
+	private, s := beginRecord(nil, 0x80)
+	private = endRecord(append(private, "private"...), s)
+	file := slices.Concat(wr.file[:dataEnd], private, wr.file[dataEnd:])
+	newEnd := dataEnd + int64(len(private))
+	binary.LittleEndian.PutUint32(file[newEnd+recordHeaderLen:], crc32.ChecksumIEEE(file[:newEnd]))
+	if got, err := readAll(open(t, file), ReadOptions{}); err != nil || len(got) != 20 {
+		t.Fatalf("%d messages, %v", len(got), err)
+	}
+	file[newEnd-1] ^= 1 // inside the private record
+	_, err := readAll(open(t, file), ReadOptions{})
+	wantFormatErr(t, err, ErrCRC, newEnd)
 }

@@ -1,7 +1,16 @@
 // Package mcap writes and reads MCAP files, the container format for
 // timestamped pub/sub messages used by ROS 2 and Foxglove
 // (https://mcap.dev/spec). mcl uses it to record received messages and replay
-// them. The package is written from the specification and needs no sockets.
+// them. It needs no sockets.
+//
+// The records are encoded and decoded by the field's standard library,
+// github.com/foxglove/mcap/go/mcap (whose Schema, Channel and Metadata
+// types this package uses as its own). On top of it, this package keeps what
+// a recorder that may be killed at any moment needs and that library lacks:
+// a Writer whose Flush closes the open chunk and writes it at once, so that
+// a recorder flushing on a timer loses at most that interval, and a Reader
+// that reads a file whose end is missing up to the cut, checks every CRC,
+// and names the offset of any damage.
 //
 // # Writing
 //
@@ -36,8 +45,8 @@
 //
 // A file whose writer was killed has no summary or Footer and may end in the
 // middle of a record. The Reader handles such files without special calls:
-// Info and Messages scan the data section, yield everything intact before the
-// cut, then report a *FormatError wrapping ErrTruncated (and so
+// Info and Messages scan the data section record by record with the
+// library's Lexer, yield everything intact before the cut, then report a *FormatError wrapping ErrTruncated (and so
 // io.ErrUnexpectedEOF). A file cut before its Header record is complete
 // (even an empty one) is such a file with nothing before the cut; a file
 // that does not start with the magic is not MCAP (ErrBadMagic) and is

@@ -45,9 +45,13 @@ func (wr *written) topicCounts() map[string]uint64 {
 	return m
 }
 
-// writeSample writes a file with one schema, five channels (one with a
-// schema, the others schemaless msgpack with metadata, one never used, two
-// on the same topic),
+// poseSchema is the sample's one schema: JSON Schema, in the form Foxglove
+// reads, of the JSON messages on /pose.
+const poseSchema = `{"type":"object","properties":{"x":{"type":"integer"},"n":{"type":"integer"}}}`
+
+// writeSample writes a file with one schema, five channels (one, /pose, of
+// JSON messages with a schema, the others schemaless msgpack with metadata,
+// one never used, two on the same topic),
 // n messages of varied sizes in nondecreasing log time, and two metadata
 // records.
 func writeSample(t testing.TB, opts WriterOptions, n int) *written {
@@ -58,11 +62,11 @@ func writeSample(t testing.TB, opts WriterOptions, n int) *written {
 		t.Fatal(err)
 	}
 	wr := &written{schemas: map[uint16]Schema{}, channels: map[uint16]Channel{}}
-	sid, err := w.AddSchema("Pose", "jsonschema", []byte(`{"type":"object"}`))
+	sid, err := w.AddSchema("Pose", "jsonschema", []byte(poseSchema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wr.schemas[sid] = Schema{ID: sid, Name: "Pose", Encoding: "jsonschema", Data: []byte(`{"type":"object"}`)}
+	wr.schemas[sid] = Schema{ID: sid, Name: "Pose", Encoding: "jsonschema", Data: []byte(poseSchema)}
 	chans := []Channel{
 		{SchemaID: sid, Topic: "/pose", MessageEncoding: "json", Metadata: map[string]string{}},
 		{Topic: "/imu", MessageEncoding: "msgpack", Metadata: map[string]string{"group": "239.0.0.1", "rate": "100"}},
@@ -92,6 +96,9 @@ func writeSample(t testing.TB, opts WriterOptions, n int) *written {
 		data := make([]byte, rng.IntN(200))
 		for j := range data {
 			data[j] = byte(rng.IntN(4)) // compressible, not trivially so
+		}
+		if ch == 1 { // JSON valid against poseSchema, as the validator checks
+			data = fmt.Appendf(nil, `{"x":%d,"n":%d}`, i, len(data))
 		}
 		m := Message{Channel: ch, Sequence: uint32(i), LogTime: logTime, PublishTime: logTime - 1000, Data: data}
 		if err := w.WriteMessage(m); err != nil {
@@ -159,7 +166,7 @@ func checkMessages(t *testing.T, got []MessageView, want []Message, wr *written)
 			if got[i].Schema != nil {
 				t.Fatalf("message %d: schemaless channel has schema %+v", i, got[i].Schema)
 			}
-		} else if s := got[i].Schema; s == nil || s.Name != "Pose" || string(s.Data) != `{"type":"object"}` {
+		} else if s := got[i].Schema; s == nil || s.Name != "Pose" || string(s.Data) != poseSchema {
 			t.Fatalf("message %d: schema %+v", i, s)
 		}
 	}

@@ -1,6 +1,7 @@
 package mcap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,17 +9,25 @@ import (
 	"io"
 	"iter"
 	"maps"
+
+	fmcap "github.com/foxglove/mcap/go/mcap"
 )
 
 // Reader reads an MCAP file through an io.ReaderAt. It uses the summary
 // section when the file has one and falls back to scanning the data section
 // when it has none, as after a crash: every method works on both kinds of
 // file. A Reader is safe for concurrent use.
+//
+// Records are read and decoded by the MCAP library's Lexer and parsers
+// (github.com/foxglove/mcap/go/mcap). What this Reader adds is what the
+// library's own Reader lacks: it reads a file whose end is missing, as a
+// crash leaves it, up to the cut; it checks the chunk, data section and
+// summary CRCs; it bounds every allocation by the file size and a 1 GiB
+// cap; and it reports damage as a *FormatError naming its offset.
 type Reader struct {
 	r         io.ReaderAt
 	size      int64
-	profile   string
-	library   string
+	header    fmcap.Header
 	dataStart int64    // offset of the first record after the Header
 	prefixCRC uint32   // CRC32 of the bytes before dataStart, to seed the data section CRC
 	summary   *summary // nil when the file has no summary section
@@ -35,22 +44,69 @@ type Reader struct {
 type summary struct {
 	schemas  map[uint16]*Schema
 	channels map[uint16]*Channel
-	stats    *statistics
-	// chunkChannels maps a chunk's offset to the channels its message
-	// indexes cover; nil means unknown, so the chunk cannot be skipped.
-	chunkChannels map[int64][]uint16
-	metadata      []metadataIndex
+	stats    *fmcap.Statistics
+	chunks   map[int64]*fmcap.ChunkIndex // by chunk offset
+	metadata []*fmcap.MetadataIndex
 }
 
-type statistics struct {
-	messageCount    uint64
-	schemaCount     uint16
-	channelCount    uint32
-	attachmentCount uint32
-	metadataCount   uint32
-	chunkCount      uint32
-	start, end      uint64
-	channelCounts   map[uint16]uint64
+// lexer reads a run of records, of the file or of a chunk, with the
+// library's Lexer, and knows where each record starts.
+type lexer struct {
+	lex  *fmcap.Lexer
+	r    countingReader
+	base int64 // offset of the run
+	next int64 // offset of the record after the last one read
+}
+
+// newLexer returns a lexer over the records in r, which start at offset
+// base. No record longer than limit is allocated.
+func newLexer(r io.Reader, base, limit int64) *lexer {
+	l := &lexer{r: countingReader{r: r}, base: base, next: base}
+	// SkipMagic: the run starts with a record. EmitChunks: chunks come
+	// whole, to be skipped, or decompressed with the allocation checked
+	// first. A MaxRecordSize of 0 would mean no limit.
+	l.lex, _ = fmcap.NewLexer(&l.r, &fmcap.LexerOptions{ // with SkipMagic it cannot fail
+		SkipMagic: true, EmitChunks: true, MaxRecordSize: int(max(limit, 1)),
+	})
+	return l
+}
+
+// read returns the next record's token, content (in p if it fits, else
+// new) and offset. The Lexer skips attachments and records it does not
+// know. At the end of the run it returns io.EOF.
+func (l *lexer) read(p []byte) (fmcap.TokenType, []byte, int64, error) {
+	tok, rec, err := l.lex.Next(p)
+	if err != nil {
+		return tok, nil, l.next, err
+	}
+	l.next = l.base + l.r.n
+	return tok, rec, l.next - recordHeaderLen - int64(len(rec)), nil
+}
+
+// countingReader counts the bytes read from r and keeps its first error
+// other than EOF, to tell I/O errors from damage.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// crcWriter computes the CRC32 of what is written to it. Unlike a
+// hash.Hash32, it can resume from a saved value.
+type crcWriter struct{ sum uint32 }
+
+func (c *crcWriter) Write(p []byte) (int, error) {
+	c.sum = crc32.Update(c.sum, crc32.IEEETable, p)
+	return len(p), nil
 }
 
 // NewReader checks the magic and Header at the start of the file and loads
@@ -81,36 +137,34 @@ func openReader(r io.ReaderAt, size int64) (*Reader, error) {
 		return nil, fmt.Errorf("mcap: negative file size %d", size)
 	}
 	rd := &Reader{r: r, size: size, maxAlloc: defaultMaxAlloc}
-	var prefix [len(Magic) + recordHeaderLen]byte
-	n := min(size, int64(len(prefix)))
-	if err := rd.readAt(prefix[:n], 0); err != nil {
+	var magic [len(Magic)]byte
+	n := min(size, int64(len(magic)))
+	if err := rd.readAt(magic[:n], 0); err != nil {
 		return nil, err
 	}
-	m := min(n, int64(len(Magic)))
-	if string(prefix[:m]) != Magic[:m] {
-		return nil, formatErr(ErrBadMagic, 0, "file does not start with the MCAP magic (found %q)", prefix[:m])
+	if string(magic[:n]) != Magic[:n] {
+		return nil, formatErr(ErrBadMagic, 0, "file does not start with the MCAP magic (found %q)", magic[:n])
 	}
-	if n < int64(len(prefix)) {
+	if n < int64(len(Magic)) {
 		return rd.cutInHeader(), nil
 	}
-	off := int64(len(Magic))
-	if op := prefix[len(Magic)]; op != opHeader {
-		return nil, formatErr(ErrMalformed, off, "first record has opcode 0x%02x, want Header (0x01)", op)
-	}
-	body, err := rd.readBody(off, binary.LittleEndian.Uint64(prefix[len(Magic)+1:]))
-	if errors.Is(err, ErrTruncated) {
-		return rd.cutInHeader(), nil
-	}
+	crc := &crcWriter{sum: crc32.ChecksumIEEE(magic[:])}
+	l := rd.fileLexer(n, crc)
+	tok, body, off, err := l.read(nil)
 	if err != nil {
+		if err = rd.fileDamage(l, err); errors.Is(err, ErrTruncated) {
+			return rd.cutInHeader(), nil
+		}
 		return nil, err
 	}
-	d := decoder{b: body}
-	rd.profile, rd.library = d.str(), d.str()
-	if d.bad {
-		return nil, formatErr(ErrMalformed, off, "Header record too short")
+	if tok != fmcap.TokenHeader || off != n {
+		return nil, formatErr(ErrMalformed, n, "first record is not a Header")
 	}
-	rd.dataStart = off + recordHeaderLen + int64(len(body))
-	rd.prefixCRC = crc32.Update(crc32.Checksum(prefix[:], crcTable), crcTable, body)
+	h, err := parse(fmcap.ParseHeader, body)
+	if err != nil {
+		return nil, formatErr(ErrMalformed, n, "Header record does not decode: %v", err)
+	}
+	rd.header, rd.dataStart, rd.prefixCRC = *h, l.next, crc.sum
 	return rd, nil
 }
 
@@ -144,23 +198,43 @@ func (r *Reader) readAt(p []byte, off int64) error {
 	return fmt.Errorf("mcap: reading %d bytes at offset %d: %w", len(p), off, err)
 }
 
-// readBody reads the content of the record whose header is at off, after
-// checking its declared length against the rest of the file and the
-// allocation cap: a corrupt length must never size an allocation.
-func (r *Reader) readBody(off int64, n uint64) ([]byte, error) {
-	left := r.size - off - recordHeaderLen
-	if n > uint64(left) {
-		return nil, formatErr(ErrTruncated, off,
+// fileLexer returns a lexer over the file's records from offset off on,
+// which passes every byte it reads through crc.
+func (r *Reader) fileLexer(off int64, crc io.Writer) *lexer {
+	rest := io.NewSectionReader(r.r, off, r.size-off)
+	return newLexer(io.TeeReader(rest, crc), off, min(r.maxAlloc, r.size-off))
+}
+
+// fileDamage turns the error err of l, a lexer over the file, into a
+// *FormatError for the record at l.next, where the Lexer stopped (or for a
+// record before it that the Lexer skipped). I/O errors are returned as they
+// are.
+func (r *Reader) fileDamage(l *lexer, err error) error {
+	off := l.next
+	if l.r.err != nil {
+		return fmt.Errorf("mcap: reading at offset %d: %w", off, l.r.err)
+	}
+	if err == io.EOF {
+		return formatErr(ErrTruncated, off, "file ends without a Data End record (writer not closed?)")
+	}
+	if r.size-off < recordHeaderLen {
+		return formatErr(ErrTruncated, off, "file ends inside a record header")
+	}
+	var hdr [recordHeaderLen]byte
+	if err := r.readAt(hdr[:], off); err != nil {
+		return err
+	}
+	n, left := binary.LittleEndian.Uint64(hdr[1:]), uint64(r.size-off-recordHeaderLen)
+	switch {
+	case n > left:
+		return formatErr(ErrTruncated, off,
 			"record of %d bytes runs past the end of the file (%d bytes left): cut short or corrupt length", n, left)
+	case errors.Is(err, fmcap.ErrRecordTooLarge):
+		return formatErr(ErrTooLarge, off, "record exceeds the %d byte limit", r.maxAlloc)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return formatErr(ErrTruncated, off, "record runs past the end of the file: %v", err)
 	}
-	if n > uint64(r.maxAlloc) {
-		return nil, formatErr(ErrTooLarge, off, "record of %d bytes exceeds the %d byte limit", n, r.maxAlloc)
-	}
-	body := make([]byte, n)
-	if err := r.readAt(body, off+recordHeaderLen); err != nil {
-		return nil, err
-	}
-	return body, nil
+	return formatErr(ErrMalformed, off, "%v", err)
 }
 
 // loadSummary reads the Footer and the summary section. Anything short of a
@@ -175,22 +249,21 @@ func (r *Reader) loadSummary() error {
 	if err := r.readAt(tail[:], footerOff); err != nil {
 		return err
 	}
-	if string(tail[recordHeaderLen+footerLen:]) != Magic || tail[0] != opFooter ||
+	if string(tail[recordHeaderLen+footerLen:]) != Magic || tail[0] != byte(fmcap.OpFooter) ||
 		binary.LittleEndian.Uint64(tail[1:]) != footerLen {
 		return nil
 	}
-	d := decoder{b: tail[recordHeaderLen:]}
-	start, offsetStart, storedCRC := d.u64(), d.u64(), d.u32()
-	if start == 0 {
+	f, err := fmcap.ParseFooter(tail[recordHeaderLen:])
+	if err != nil || f.SummaryStart == 0 {
 		return nil
 	}
-	if start < uint64(r.dataStart) || start > uint64(footerOff) {
-		return formatErr(ErrMalformed, footerOff, "Footer summary_start %d is outside the file's summary area", start)
+	if f.SummaryStart < uint64(r.dataStart) || f.SummaryStart > uint64(footerOff) {
+		return formatErr(ErrMalformed, footerOff, "Footer summary_start %d is outside the file's summary area", f.SummaryStart)
 	}
-	if offsetStart != 0 && (offsetStart < start || offsetStart > uint64(footerOff)) {
-		return formatErr(ErrMalformed, footerOff, "Footer summary_offset_start %d is outside the summary", offsetStart)
+	if f.SummaryOffsetStart != 0 && (f.SummaryOffsetStart < f.SummaryStart || f.SummaryOffsetStart > uint64(footerOff)) {
+		return formatErr(ErrMalformed, footerOff, "Footer summary_offset_start %d is outside the summary", f.SummaryOffsetStart)
 	}
-	sumOff := int64(start)
+	sumOff := int64(f.SummaryStart)
 	if footerOff-sumOff > r.maxAlloc {
 		return formatErr(ErrTooLarge, sumOff, "summary of %d bytes exceeds the %d byte limit", footerOff-sumOff, r.maxAlloc)
 	}
@@ -198,81 +271,59 @@ func (r *Reader) loadSummary() error {
 	if err := r.readAt(buf, sumOff); err != nil {
 		return err
 	}
-	if storedCRC != 0 {
+	if f.SummaryCRC != 0 {
 		// The summary CRC covers the summary and summary offset sections
 		// and the Footer up to (not including) the CRC field itself.
-		got := crc32.Update(crc32.Checksum(buf, crcTable), crcTable, tail[:recordHeaderLen+16])
-		if got != storedCRC {
-			return formatErr(ErrCRC, sumOff, "summary CRC is %08x, Footer says %08x", got, storedCRC)
+		got := crc32.Update(crc32.ChecksumIEEE(buf), crc32.IEEETable, tail[:recordHeaderLen+16])
+		if got != f.SummaryCRC {
+			return formatErr(ErrCRC, sumOff, "summary CRC is %08x, Footer says %08x", got, f.SummaryCRC)
 		}
 	}
 
 	s := &summary{
-		schemas:       map[uint16]*Schema{},
-		channels:      map[uint16]*Channel{},
-		chunkChannels: map[int64][]uint16{},
+		schemas:  map[uint16]*Schema{},
+		channels: map[uint16]*Channel{},
+		chunks:   map[int64]*fmcap.ChunkIndex{},
 	}
-	for i := 0; i < len(buf); {
-		recOff := sumOff + int64(i)
-		if len(buf)-i < recordHeaderLen || binary.LittleEndian.Uint64(buf[i+1:]) > uint64(len(buf)-i-recordHeaderLen) {
-			return formatErr(ErrMalformed, recOff, "summary record runs past the Footer")
+	l := newLexer(bytes.NewReader(buf), sumOff, int64(len(buf)))
+	for {
+		tok, body, off, err := l.read(nil)
+		if err == io.EOF {
+			break
 		}
-		op, n := buf[i], int(binary.LittleEndian.Uint64(buf[i+1:]))
-		body := buf[i+recordHeaderLen : i+recordHeaderLen+n : i+recordHeaderLen+n]
-		i += recordHeaderLen + n
-		ok := true
-		switch op {
-		case opSchema:
-			var sc Schema
-			if sc, ok = parseSchema(body); ok && sc.ID != 0 {
-				s.schemas[sc.ID] = &sc
-			}
-		case opChannel:
-			var ch Channel
-			if ch, ok = parseChannel(body); ok {
-				s.channels[ch.ID] = &ch
-			}
-		case opStatistics:
-			s.stats, ok = parseStatistics(body)
-		case opChunkIndex:
-			d := decoder{b: body}
-			d.u64()
-			d.u64()
-			chunkOff := d.u64()
-			d.u64()
-			offsets := d.u16u64Map()
-			ok = !d.bad
-			var chans []uint16
-			if len(offsets) > 0 {
-				chans = make([]uint16, 0, len(offsets))
-				for ch := range offsets {
-					chans = append(chans, ch)
-				}
-			}
-			s.chunkChannels[int64(chunkOff)] = chans
-		case opMetadataIndex:
-			d := decoder{b: body}
-			mi := metadataIndex{offset: d.u64(), length: d.u64(), name: d.str()}
-			ok = !d.bad
-			s.metadata = append(s.metadata, mi)
+		if err != nil {
+			return formatErr(ErrMalformed, l.next, "summary record: %v", err)
 		}
-		if !ok {
-			return formatErr(ErrMalformed, recOff, "summary record with opcode 0x%02x does not decode", op)
+		switch tok {
+		case fmcap.TokenSchema:
+			var sc *Schema
+			if sc, err = parse(fmcap.ParseSchema, body); err == nil && sc.ID != 0 {
+				s.schemas[sc.ID] = sc
+			}
+		case fmcap.TokenChannel:
+			var ch *Channel
+			if ch, err = parse(fmcap.ParseChannel, body); err == nil {
+				s.channels[ch.ID] = ch
+			}
+		case fmcap.TokenStatistics:
+			s.stats, err = parse(fmcap.ParseStatistics, body)
+		case fmcap.TokenChunkIndex:
+			var ci *fmcap.ChunkIndex
+			if ci, err = parse(fmcap.ParseChunkIndex, body); err == nil {
+				s.chunks[int64(ci.ChunkStartOffset)] = ci
+			}
+		case fmcap.TokenMetadataIndex:
+			var mi *fmcap.MetadataIndex
+			if mi, err = parse(fmcap.ParseMetadataIndex, body); err == nil {
+				s.metadata = append(s.metadata, mi)
+			}
+		}
+		if err != nil {
+			return formatErr(ErrMalformed, off, "summary %s record does not decode: %v", tok, err)
 		}
 	}
 	r.summary = s
 	return nil
-}
-
-func parseStatistics(b []byte) (*statistics, bool) {
-	d := decoder{b: b}
-	s := &statistics{
-		messageCount: d.u64(), schemaCount: d.u16(), channelCount: d.u32(),
-		attachmentCount: d.u32(), metadataCount: d.u32(), chunkCount: d.u32(),
-		start: d.u64(), end: d.u64(),
-	}
-	s.channelCounts = d.u16u64Map()
-	return s, !d.bad
 }
 
 // Info summarizes a file.
@@ -290,7 +341,7 @@ type Info struct {
 	MessageEndTime   uint64 // latest log time; 0 without messages
 	ChunkCount       uint32
 	MetadataCount    uint32
-	AttachmentCount  uint32
+	AttachmentCount  uint32 // from the summary only: a scan skips attachments unread
 
 	Schemas              map[uint16]*Schema
 	Channels             map[uint16]*Channel
@@ -314,23 +365,22 @@ func (i *Info) TopicMessageCounts() map[string]uint64 {
 // counted before the damage together with the *FormatError describing it.
 // The returned Schemas and Channels are shared with the Reader: do not modify.
 func (r *Reader) Info() (Info, error) {
-	info := Info{Profile: r.profile, Library: r.library}
-	if s := r.summary; s != nil && s.stats != nil && (len(s.stats.channelCounts) > 0 || s.stats.messageCount == 0) {
+	info := Info{Profile: r.header.Profile, Library: r.header.Library}
+	if s := r.summary; s != nil && s.stats != nil && (len(s.stats.ChannelMessageCounts) > 0 || s.stats.MessageCount == 0) {
 		st := s.stats
 		info.FromSummary = true
-		info.MessageCount = st.messageCount
-		info.MessageStartTime, info.MessageEndTime = st.start, st.end
-		info.ChunkCount, info.MetadataCount, info.AttachmentCount = st.chunkCount, st.metadataCount, st.attachmentCount
+		info.MessageCount = st.MessageCount
+		info.MessageStartTime, info.MessageEndTime = st.MessageStartTime, st.MessageEndTime
+		info.ChunkCount, info.MetadataCount, info.AttachmentCount = st.ChunkCount, st.MetadataCount, st.AttachmentCount
 		info.Schemas = maps.Clone(s.schemas)
 		info.Channels = maps.Clone(s.channels)
-		info.ChannelMessageCounts = maps.Clone(st.channelCounts)
+		info.ChannelMessageCounts = maps.Clone(st.ChannelMessageCounts)
 		return info, nil
 	}
 
 	info.ChannelMessageCounts = map[uint16]uint64{}
 	sc := r.newScan()
 	sc.onChunk = func() { info.ChunkCount++ }
-	sc.onAttachment = func() { info.AttachmentCount++ }
 	sc.onMetadata = func(Metadata) error { info.MetadataCount++; return nil }
 	sc.onMessage = func(mv MessageView) error {
 		t := mv.Message.LogTime
@@ -394,11 +444,11 @@ func (r *Reader) Messages(opts ReadOptions) iter.Seq2[MessageView, error] {
 				if end < opts.Start || (opts.End != 0 && start >= opts.End) {
 					return false
 				}
-				chans, ok := s.chunkChannels[off]
-				if topics == nil || !ok || chans == nil {
-					return true
+				ci := s.chunks[off]
+				if topics == nil || ci == nil || len(ci.MessageIndexOffsets) == 0 {
+					return true // no index says which channels the chunk holds
 				}
-				for _, id := range chans {
+				for id := range ci.MessageIndexOffsets {
 					if ch := s.channels[id]; ch == nil || topics[ch.Topic] {
 						return true
 					}
@@ -427,29 +477,28 @@ func (r *Reader) Messages(opts ReadOptions) iter.Seq2[MessageView, error] {
 // records before the damage and the *FormatError.
 func (r *Reader) Metadata() ([]Metadata, error) {
 	var out []Metadata
-	if s := r.summary; s != nil && (s.stats == nil || int(s.stats.metadataCount) == len(s.metadata)) {
+	if s := r.summary; s != nil && (s.stats == nil || int(s.stats.MetadataCount) == len(s.metadata)) {
 		for _, mi := range s.metadata {
-			off := int64(mi.offset)
-			if mi.offset > uint64(r.size) || mi.length < recordHeaderLen || mi.length > uint64(r.size-off) {
+			off := int64(mi.Offset)
+			if mi.Offset > uint64(r.size) || mi.Length > uint64(r.size-off) {
 				return out, formatErr(ErrMalformed, off, "Metadata Index points outside the file")
 			}
-			var hdr [recordHeaderLen]byte
-			if err := r.readAt(hdr[:], off); err != nil {
-				return out, err
+			if mi.Length > uint64(r.maxAlloc) {
+				return out, formatErr(ErrTooLarge, off, "Metadata record of %d bytes exceeds the %d byte limit", mi.Length, r.maxAlloc)
 			}
-			n := binary.LittleEndian.Uint64(hdr[1:])
-			if hdr[0] != opMetadata || n != mi.length-recordHeaderLen {
+			l := newLexer(io.NewSectionReader(r.r, off, int64(mi.Length)), off, int64(mi.Length))
+			tok, body, _, err := l.read(nil)
+			if l.r.err != nil {
+				return out, fmt.Errorf("mcap: reading at offset %d: %w", off, l.r.err)
+			}
+			if err != nil || tok != fmcap.TokenMetadata || l.next != off+int64(mi.Length) {
 				return out, formatErr(ErrMalformed, off, "Metadata Index does not point to a Metadata record")
 			}
-			body, err := r.readBody(off, n)
+			m, err := parse(fmcap.ParseMetadata, body)
 			if err != nil {
-				return out, err
+				return out, formatErr(ErrMalformed, off, "Metadata record does not decode: %v", err)
 			}
-			m, ok := parseMetadata(body)
-			if !ok {
-				return out, formatErr(ErrMalformed, off, "Metadata record does not decode")
-			}
-			out = append(out, m)
+			out = append(out, *m)
 		}
 		return out, nil
 	}
@@ -469,13 +518,14 @@ type scanner struct {
 	schemas  map[uint16]*Schema
 	channels map[uint16]*Channel
 
-	wantChunk    func(off int64, start, end uint64) bool // false: do not decompress
-	onSchema     func(*Schema) error                     // new definitions only
-	onChannel    func(*Channel) error                    // new definitions only
-	onMessage    func(MessageView) error
-	onMetadata   func(Metadata) error
-	onChunk      func()
-	onAttachment func()
+	wantChunk  func(off int64, start, end uint64) bool // false: do not decompress
+	onSchema   func(*Schema) error                     // new definitions only
+	onChannel  func(*Channel) error                    // new definitions only
+	onMessage  func(MessageView) error
+	onMetadata func(Metadata) error
+	onChunk    func()
+
+	inflated []byte // reused for decompressed chunks, whose records are copied out
 }
 
 func (r *Reader) newScan() *scanner {
@@ -488,235 +538,188 @@ func (r *Reader) newScan() *scanner {
 }
 
 // scan walks the data section record by record, from the Header to the Data
-// End record, whose CRC it checks against everything read on the way.
+// End record, whose CRC it checks against everything read on the way. It
+// needs no summary or Footer, so it reads a file whose end is missing.
 func (r *Reader) scan(sc *scanner) error {
 	if r.headerCut != nil {
 		return r.headerCut
 	}
-	off := r.dataStart
-	crc := r.prefixCRC
-	var hdr [recordHeaderLen]byte
+	crc := &crcWriter{sum: r.prefixCRC}
+	l := r.fileLexer(r.dataStart, crc)
 	for {
-		if off == r.size {
-			return formatErr(ErrTruncated, off, "file ends without a Data End record (writer not closed?)")
+		prev, sum := l.next, crc.sum // the CRC of the file up to prev
+		tok, body, off, err := l.read(nil)
+		if err != nil {
+			return r.fileDamage(l, err)
 		}
-		if r.size-off < recordHeaderLen {
-			return formatErr(ErrTruncated, off, "file ends inside a record header")
-		}
-		if err := r.readAt(hdr[:], off); err != nil {
-			return err
-		}
-		op := hdr[0]
-		if op == opFooter {
+		switch tok {
+		case fmcap.TokenDataEnd:
+			return r.dataEnd(body, off, prev, sum)
+		case fmcap.TokenFooter:
 			return nil // a file without Data End: lenient, the Footer ends the data too
+		case fmcap.TokenChunk:
+			err = r.chunk(sc, body, off)
+		case fmcap.TokenMetadata:
+			if sc.onMetadata != nil {
+				var m *Metadata
+				if m, err = parse(fmcap.ParseMetadata, body); err != nil {
+					return formatErr(ErrMalformed, off, "Metadata record does not decode: %v", err)
+				}
+				err = sc.onMetadata(*m)
+			}
+		default:
+			err = sc.inner(tok, body, off, -1)
 		}
-		body, err := r.readBody(off, binary.LittleEndian.Uint64(hdr[1:]))
 		if err != nil {
 			return err
 		}
-		if op == opDataEnd {
-			if len(body) < dataEndLen {
-				return formatErr(ErrMalformed, off, "Data End record too short")
-			}
-			if want := binary.LittleEndian.Uint32(body); want != 0 && want != crc {
-				return formatErr(ErrCRC, off, "data section CRC is %08x, Data End says %08x", crc, want)
-			}
-			return nil
-		}
-		crc = crc32.Update(crc32.Update(crc, crcTable, hdr[:]), crcTable, body)
-		if err := r.record(sc, op, body, off); err != nil {
-			return err
-		}
-		off += recordHeaderLen + int64(len(body))
 	}
 }
 
-func (r *Reader) record(sc *scanner, op byte, body []byte, off int64) error {
-	switch op {
-	case opSchema, opChannel, opMessage:
-		return sc.inner(op, body, off, -1)
-	case opChunk:
-		return r.chunk(sc, body, off)
-	case opMetadata:
-		if sc.onMetadata == nil {
-			return nil
-		}
-		m, ok := parseMetadata(body)
-		if !ok {
-			return formatErr(ErrMalformed, off, "Metadata record does not decode")
-		}
-		return sc.onMetadata(m)
-	case opAttachment:
-		if sc.onAttachment != nil {
-			sc.onAttachment()
+// dataEnd checks the Data End record at off against the CRC of the data
+// section, given as sum, the CRC up to prev. Records between prev and off,
+// which the Lexer skipped (attachments, unknown opcodes), are read again
+// to add them.
+func (r *Reader) dataEnd(body []byte, off, prev int64, sum uint32) error {
+	de, err := parse(fmcap.ParseDataEnd, body)
+	if err != nil {
+		return formatErr(ErrMalformed, off, "Data End record does not decode: %v", err)
+	}
+	if de.DataSectionCRC == 0 {
+		return nil // not computed
+	}
+	crc := &crcWriter{sum: sum}
+	if off > prev {
+		if _, err := io.Copy(crc, io.NewSectionReader(r.r, prev, off-prev)); err != nil {
+			return fmt.Errorf("mcap: reading at offset %d: %w", prev, err)
 		}
 	}
-	return nil // Message Index, unknown and private records: nothing to do
+	if crc.sum != de.DataSectionCRC {
+		return formatErr(ErrCRC, off, "data section CRC is %08x, Data End says %08x", crc.sum, de.DataSectionCRC)
+	}
+	return nil
 }
 
+// chunk reads the Chunk record at off, whose content is body: it checks the
+// sizes, decompresses, checks the CRC, and hands the records inside to sc.
 func (r *Reader) chunk(sc *scanner, body []byte, off int64) error {
-	d := decoder{b: body}
-	start, end, size, storedCRC := d.u64(), d.u64(), d.u64(), d.u32()
-	compression := d.str()
-	records := d.take(d.u64())
-	if d.bad {
-		return formatErr(ErrMalformed, off, "Chunk record does not decode")
+	c, err := parse(fmcap.ParseChunk, body)
+	if err != nil {
+		return formatErr(ErrMalformed, off, "Chunk record does not decode: %v", err)
 	}
 	if sc.onChunk != nil {
 		sc.onChunk()
 	}
-	if sc.wantChunk != nil && !sc.wantChunk(off, start, end) {
+	if sc.wantChunk != nil && !sc.wantChunk(off, c.MessageStartTime, c.MessageEndTime) {
 		return nil
 	}
-	if size > uint64(r.maxAlloc) {
-		return formatErr(ErrTooLarge, off, "chunk of %d uncompressed bytes exceeds the %d byte limit", size, r.maxAlloc)
+	if c.UncompressedSize > uint64(r.maxAlloc) {
+		return formatErr(ErrTooLarge, off, "chunk of %d uncompressed bytes exceeds the %d byte limit", c.UncompressedSize, r.maxAlloc)
 	}
-	data := records
-	switch compression {
+	data := c.Records
+	switch c.Compression {
 	case CompressionNone:
-		if uint64(len(records)) != size {
-			return formatErr(ErrMalformed, off, "uncompressed chunk holds %d bytes but declares %d", len(records), size)
+		if uint64(len(data)) != c.UncompressedSize {
+			return formatErr(ErrMalformed, off, "uncompressed chunk holds %d bytes but declares %d", len(data), c.UncompressedSize)
 		}
 	case CompressionZstd, CompressionLZ4:
-		var err error
-		if data, err = decompress(compression, records, size); err != nil {
-			return formatErr(ErrMalformed, off, "decompressing %s chunk: %v", compression, err)
+		if data, err = decompress(c.Compression, data, c.UncompressedSize, sc.inflated); err != nil {
+			return formatErr(ErrMalformed, off, "decompressing %s chunk: %v", c.Compression, err)
 		}
+		sc.inflated = data
 	default:
-		return formatErr(ErrUnsupportedCompression, off, "chunk compression %q", compression)
+		return formatErr(ErrUnsupportedCompression, off, "chunk compression %q", c.Compression)
 	}
-	if storedCRC != 0 {
-		if got := crc32.Checksum(data, crcTable); got != storedCRC {
-			return formatErr(ErrCRC, off, "chunk CRC is %08x, Chunk record says %08x", got, storedCRC)
+	if c.UncompressedCRC != 0 {
+		if got := crc32.ChecksumIEEE(data); got != c.UncompressedCRC {
+			return formatErr(ErrCRC, off, "chunk CRC is %08x, Chunk record says %08x", got, c.UncompressedCRC)
 		}
 	}
-	for i := 0; i < len(data); {
-		if len(data)-i < recordHeaderLen || binary.LittleEndian.Uint64(data[i+1:]) > uint64(len(data)-i-recordHeaderLen) {
-			return formatErr(ErrMalformed, off, "record at offset %d in the chunk runs past its end", i)
+	// The Lexer copies each record out of data; giving it the free part of
+	// one buffer the size of data puts them all in a single allocation
+	// that messages may keep their Data in.
+	buf := make([]byte, len(data))
+	used := 0
+	l := newLexer(bytes.NewReader(data), 0, int64(len(data)))
+	for {
+		tok, rec, at, err := l.read(buf[used:used])
+		if err == io.EOF {
+			return nil
 		}
-		op, n := data[i], int(binary.LittleEndian.Uint64(data[i+1:]))
-		rec := data[i+recordHeaderLen : i+recordHeaderLen+n : i+recordHeaderLen+n]
-		if err := sc.inner(op, rec, off, i); err != nil {
+		if err != nil {
+			return formatErr(ErrMalformed, off, "record at offset %d in the chunk: %v", l.next, err)
+		}
+		used += len(rec)
+		if err := sc.inner(tok, rec, off, at); err != nil {
 			return err
 		}
-		i += recordHeaderLen + n
 	}
-	return nil
 }
 
 // inner handles the records that may appear both in the data section and
 // inside chunks. off is the offset of the record, or of the chunk holding it,
 // which errors and MessageView report; inChunk is the record's offset inside
 // the chunk's records, or -1.
-func (sc *scanner) inner(op byte, body []byte, off int64, inChunk int) error {
+func (sc *scanner) inner(tok fmcap.TokenType, body []byte, off, inChunk int64) error {
 	where := func() string {
 		if inChunk < 0 {
 			return ""
 		}
 		return fmt.Sprintf(" (at offset %d in the chunk)", inChunk)
 	}
-	switch op {
-	case opSchema:
-		s, ok := parseSchema(body)
-		if !ok {
-			return formatErr(ErrMalformed, off, "Schema record does not decode%s", where())
+	switch tok {
+	case fmcap.TokenSchema:
+		s, err := parse(fmcap.ParseSchema, body)
+		if err != nil {
+			return formatErr(ErrMalformed, off, "Schema record does not decode%s: %v", where(), err)
 		}
 		if s.ID == 0 {
 			return nil // invalid per the spec, which says to ignore it
 		}
 		if old := sc.schemas[s.ID]; old != nil {
-			if !sameSchema(old, &s) {
+			if !sameSchema(old, s) {
 				return formatErr(ErrMalformed, off, "Schema %d redefined differently%s", s.ID, where())
 			}
 			return nil
 		}
-		sc.schemas[s.ID] = &s
+		sc.schemas[s.ID] = s
 		if sc.onSchema != nil {
-			return sc.onSchema(&s)
+			return sc.onSchema(s)
 		}
-	case opChannel:
-		c, ok := parseChannel(body)
-		if !ok {
-			return formatErr(ErrMalformed, off, "Channel record does not decode%s", where())
+	case fmcap.TokenChannel:
+		c, err := parse(fmcap.ParseChannel, body)
+		if err != nil {
+			return formatErr(ErrMalformed, off, "Channel record does not decode%s: %v", where(), err)
 		}
 		if old := sc.channels[c.ID]; old != nil {
-			if !sameChannel(old, &c) {
+			if !sameChannel(old, c) {
 				return formatErr(ErrMalformed, off, "Channel %d redefined differently%s", c.ID, where())
 			}
 			return nil
 		}
-		sc.channels[c.ID] = &c
+		sc.channels[c.ID] = c
 		if sc.onChannel != nil {
-			return sc.onChannel(&c)
+			return sc.onChannel(c)
 		}
-	case opMessage:
+	case fmcap.TokenMessage:
 		if sc.onMessage == nil {
 			return nil
 		}
-		m, ok := parseMessage(body)
-		if !ok {
+		var m fmcap.Message
+		if err := m.PopulateFrom(body, false); err != nil {
 			return formatErr(ErrMalformed, off, "Message record too short%s", where())
 		}
-		ch := sc.channels[m.Channel]
+		ch := sc.channels[m.ChannelID]
 		if ch == nil {
-			return formatErr(ErrMalformed, off, "Message on undefined channel %d%s", m.Channel, where())
+			return formatErr(ErrMalformed, off, "Message on undefined channel %d%s", m.ChannelID, where())
 		}
-		return sc.onMessage(MessageView{Channel: ch, Schema: sc.schemas[ch.SchemaID], Message: m, Offset: off})
+		return sc.onMessage(MessageView{
+			Channel: ch, Schema: sc.schemas[ch.SchemaID], Offset: off,
+			Message: Message{
+				Channel: m.ChannelID, Sequence: m.Sequence, LogTime: m.LogTime, PublishTime: m.PublishTime,
+				Data: m.Data[:len(m.Data):len(m.Data)], // so that an append by the caller cannot clobber the next record
+			},
+		})
 	}
-	return nil
-}
-
-// RecoverResult reports what Recover salvaged.
-type RecoverResult struct {
-	Messages uint64
-	// Damage is the *FormatError that ended the salvage, nil if the source
-	// data section was intact to its Data End record.
-	Damage error
-}
-
-// Recover copies every intact schema, channel, message and metadata record of
-// the MCAP file src into a new, complete file written to dst with opts, so a
-// recording cut short by a crash becomes an ordinary indexed file. It stops
-// at the first damage, reported in RecoverResult.Damage. Recover does not
-// need the source's summary or Footer; channel and schema IDs may be
-// renumbered. The error is non-nil only when src is not MCAP or has a
-// malformed Header (a src cut inside its Header gives an empty file and
-// Damage), reading src or writing dst fails, or src holds something the
-// Writer refuses (such as strings that are not UTF-8).
-func Recover(dst io.Writer, src io.ReaderAt, size int64, opts WriterOptions) (RecoverResult, error) {
-	var res RecoverResult
-	r, err := openReader(src, size)
-	if err != nil {
-		return res, err
-	}
-	w, err := NewWriter(dst, opts)
-	if err != nil {
-		return res, err
-	}
-	schemaIDs := map[uint16]uint16{0: 0}
-	channelIDs := map[uint16]uint16{}
-	sc := r.newScan()
-	sc.onSchema = func(s *Schema) (err error) {
-		schemaIDs[s.ID], err = w.AddSchema(s.Name, s.Encoding, s.Data)
-		return err
-	}
-	sc.onChannel = func(c *Channel) (err error) {
-		channelIDs[c.ID], err = w.AddChannel(schemaIDs[c.SchemaID], c.Topic, c.MessageEncoding, c.Metadata)
-		return err
-	}
-	sc.onMessage = func(mv MessageView) error {
-		m := mv.Message
-		m.Channel = channelIDs[m.Channel]
-		res.Messages++
-		return w.WriteMessage(m)
-	}
-	sc.onMetadata = func(m Metadata) error { return w.AddMetadata(m.Name, m.Metadata) }
-	if err := r.scan(sc); err != nil {
-		var fe *FormatError
-		if !errors.As(err, &fe) {
-			return res, err
-		}
-		res.Damage = err
-	}
-	return res, w.Close()
+	return nil // Message Index, unknown and private records: nothing to do
 }

@@ -2,14 +2,17 @@ package mcap
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"unicode/utf8"
+
+	fmcap "github.com/foxglove/mcap/go/mcap"
 )
 
 // DefaultChunkSize is the uncompressed size at which a Writer closes a chunk
@@ -50,47 +53,48 @@ type WriterOptions struct {
 // channels, write messages, and finish with Close. A Writer is not safe for
 // concurrent use.
 //
+// The MCAP library's Writer (github.com/foxglove/mcap/go/mcap) encodes the
+// records and writes the CRCs, the summary section and the Footer. This one
+// adds what a recorder that may be killed at any moment needs: chunks that
+// Flush closes and writes at once (the library's close only when full),
+// each repeating the definitions its messages use, and Written.
+//
 // After an I/O error from the underlying writer, every method returns that
 // error: the file is then only recoverable with a Reader.
 type Writer struct {
-	out    *bufio.Writer
-	offset int64  // bytes written so far: the file offset of the next record
-	crc    uint32 // running CRC32 of the data section, then of the summary
-	opts   WriterOptions
-	comp   compressor
-	err    error // sticky error; ErrClosed after Close
-	buf    []byte
+	fw   *fmcap.Writer  // writes the file
+	cw   countingWriter // what out accepted from fw, for Written
+	out  *bufio.Writer
+	opts WriterOptions
+	comp compressor
+	err  error // sticky error; ErrClosed after Close
 
-	schemas  []Schema  // index ID-1
-	channels []Channel // index ID-1
+	schemas    []*Schema  // index ID-1
+	channels   []*Channel // index ID-1
+	counts     []uint64   // messages by channel ID-1
+	start, end uint64     // log time range of all messages
 
-	// The open chunk. A schema or channel is in the chunk when its mark equals
+	// The open chunk, whose records a second library Writer, cfw, encodes
+	// into chunk. A schema or channel is in the chunk when its mark equals
 	// chunkSeq; bumping chunkSeq forgets them all without clearing anything.
-	chunk       []byte
+	cfw         *fmcap.Writer
+	chunk       bytes.Buffer
 	chunkSeq    uint32
 	schemaMark  []uint32
 	channelMark []uint32
 	chunkStart  uint64
 	chunkEnd    uint64
 	chunkMsgs   int
-	chunkData   uint64         // message data bytes in the open chunk
-	index       [][]indexEntry // Message Index entries of the open chunk, by channel ID-1
-	indexed     []uint16       // channels with entries in the open chunk
+	chunkData   uint64                // message data bytes in the open chunk
+	index       []*fmcap.MessageIndex // Message Index of the open chunk, by channel ID-1
+	indexed     []uint16              // channels with entries in the open chunk
 
-	// Summary material.
-	msgCount      uint64
-	startTime     uint64
-	endTime       uint64
-	channelCounts []uint64 // by channel ID-1
-	chunkIndexes  []chunkIndex
-	metaIndexes   []metadataIndex
-
-	// What Written reports. Each complete record that holds messages (a
-	// Chunk, or a Message when unchunked) leaves a mark; once every byte
-	// up to the mark's end has left the buffer for the underlying writer,
-	// its totals are out.
-	emitted writtenMark   // totals of all complete records emitted so far
-	marks   []writtenMark // emitted, not yet known to be out, by end
+	// What Written reports. Each record that holds messages (a Chunk, or a
+	// Message when unchunked) leaves a mark; once every byte up to the
+	// mark's end has left the buffer for the underlying writer, its totals
+	// are out.
+	emitted writtenMark   // totals of all records written so far
+	marks   []writtenMark // written, not yet known to be out, by end
 	sent    writtenMark   // totals known to be out
 }
 
@@ -102,34 +106,24 @@ type writtenMark struct {
 	data     uint64
 }
 
-type indexEntry struct {
-	logTime uint64
-	offset  uint64 // within the uncompressed chunk records
+// countingWriter counts the bytes that w accepts.
+type countingWriter struct {
+	w io.Writer
+	n int64
 }
 
-type chunkIndex struct {
-	start, end         uint64
-	offset, length     uint64
-	indexOffsets       []channelOffset
-	indexLength        uint64
-	compression        string
-	compressed, uncomp uint64
-}
-
-type channelOffset struct {
-	channel uint16
-	offset  uint64
-}
-
-type metadataIndex struct {
-	offset, length uint64
-	name           string
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // NewWriter writes the magic and the Header record to w and returns a Writer
 // for the rest of the file. Output is buffered: call Flush to push complete
 // records to w, and Close to finish the file. Closing the Writer does not
-// close w.
+// close w. It fails on options it cannot honour: compression without
+// chunking, or a compression other than the three it knows
+// (ErrUnsupportedCompression).
 func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.Compression != CompressionNone && !opts.Chunked {
 		return nil, fmt.Errorf("mcap: compression %q requires WriterOptions.Chunked", opts.Compression)
@@ -142,56 +136,61 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	wr := &Writer{
-		out:       bufio.NewWriterSize(w, 64<<10),
-		opts:      opts,
-		comp:      comp,
-		chunkSeq:  1,
-		startTime: math.MaxUint64,
+		out:        bufio.NewWriterSize(w, 64<<10),
+		opts:       opts,
+		comp:       comp,
+		chunkSeq:   1,
+		start:      math.MaxUint64,
+		chunkStart: math.MaxUint64,
 	}
-	wr.resetChunkTimes()
-	b := append(wr.buf[:0], Magic...)
-	b, start := beginRecord(b, opHeader)
-	b = appendString(b, "") // profile: none of the well-known ones fits mcl's msgpack
-	b = appendString(b, Library)
-	b = endRecord(b, start)
-	wr.buf = b
-	return wr, wr.emit(b)
+	wr.cw.w = wr.out
+	// The Header names mcl alone: OverrideLibrary keeps the library from
+	// adding its own name.
+	fo := &fmcap.WriterOptions{IncludeCRC: true, OverrideLibrary: true}
+	if opts.SkipSummary {
+		fo.SkipStatistics, fo.SkipRepeatedSchemas, fo.SkipRepeatedChannelInfos = true, true, true
+		fo.SkipChunkIndex, fo.SkipAttachmentIndex, fo.SkipMetadataIndex, fo.SkipSummaryOffsets = true, true, true, true
+	}
+	// fw writes to the buffer, which takes the magic and Header whole: w
+	// cannot fail them here.
+	if wr.fw, err = fmcap.NewWriter(&wr.cw, fo); err != nil {
+		return nil, err
+	}
+	if opts.Chunked {
+		if wr.cfw, err = fmcap.NewWriter(&wr.chunk, &fmcap.WriterOptions{SkipMagic: true}); err != nil {
+			return nil, err
+		}
+	}
+	// Profile "": none of the well-known ones fits mcl's msgpack.
+	if err := wr.check(wr.fw.WriteHeader(&fmcap.Header{Library: Library})); err != nil {
+		return nil, err
+	}
+	return wr, nil
 }
 
-// emit writes file bytes and keeps the offset and running CRC in step.
-func (w *Writer) emit(b []byte) error {
-	if w.err != nil {
-		return w.err
-	}
-	n, err := w.out.Write(b)
-	w.offset += int64(n)
-	w.crc = crc32.Update(w.crc, crcTable, b[:n])
-	if err != nil {
+// check makes err, if any, sticky, and moves what has left the buffer to
+// what Written reports. It returns err.
+func (w *Writer) check(err error) error {
+	if err != nil && w.err == nil {
 		w.err = err
 	}
 	w.settle()
 	return err
 }
 
-// complete notes that a record holding n messages, with data bytes of
-// message data, has just been emitted in full.
-func (w *Writer) complete(n int, data uint64) {
-	w.emitted.end = w.offset
-	w.emitted.messages += uint64(n)
-	w.emitted.data += data
+// mark notes that a record holding n messages, with data bytes of message
+// data, is being written and ends at file offset end.
+func (w *Writer) mark(end uint64, n int, data uint64) {
+	w.emitted = writtenMark{int64(end), w.emitted.messages + uint64(n), w.emitted.data + data}
 	w.marks = append(w.marks, w.emitted)
-	w.settle()
 }
 
 // settle moves the marks whose records have left the buffer to w.sent. The
-// buffer holds the last bytes emitted, so everything before
-// w.offset-Buffered() is with the underlying writer, even after a failed
+// buffer holds the last bytes it accepted, so everything before
+// w.cw.n-Buffered() is with the underlying writer, even after a failed
 // write: bufio keeps exactly what it could not pass on.
 func (w *Writer) settle() {
-	if len(w.marks) == 0 {
-		return
-	}
-	sent := w.offset - int64(w.out.Buffered())
+	sent := w.cw.n - int64(w.out.Buffered())
 	i := 0
 	for i < len(w.marks) && w.marks[i].end <= sent {
 		i++
@@ -222,6 +221,7 @@ func validString(what, s string) error {
 }
 
 func validMap(what string, m map[string]string) error {
+	n := 0
 	for k, v := range m {
 		if err := validString(what+" key", k); err != nil {
 			return err
@@ -229,8 +229,9 @@ func validMap(what string, m map[string]string) error {
 		if err := validString(what+" value", v); err != nil {
 			return err
 		}
+		n += 8 + len(k) + len(v)
 	}
-	if uint64(stringMapLen(m)) > math.MaxUint32 {
+	if uint64(n) > math.MaxUint32 {
 		return fmt.Errorf("mcap: %s too large", what)
 	}
 	return nil
@@ -239,7 +240,9 @@ func validMap(what string, m map[string]string) error {
 // AddSchema registers a schema and returns its ID (1, 2, ...). name is the
 // schema's identifier, encoding the schema language (e.g. "jsonschema"; ""
 // with empty data when there is none). Channels refer to the ID; schemaless
-// channels, like mcl's msgpack topics, use 0 and need no schema at all.
+// channels, like mcl's msgpack topics, use 0 and need no schema at all. It
+// fails on strings that are not UTF-8, data over 4 GiB, the 65536th schema
+// (ErrTooMany), after a write error and after Close (ErrClosed).
 func (w *Writer) AddSchema(name, encoding string, data []byte) (uint16, error) {
 	if err := w.err; err != nil {
 		return 0, err
@@ -256,24 +259,24 @@ func (w *Writer) AddSchema(name, encoding string, data []byte) (uint16, error) {
 	if uint64(len(data)) > math.MaxUint32 {
 		return 0, fmt.Errorf("mcap: schema data of %d bytes exceeds 4 GiB", len(data))
 	}
-	w.schemas = append(w.schemas, Schema{
-		ID: uint16(len(w.schemas) + 1), Name: name, Encoding: encoding, Data: slices.Clone(data),
-	})
-	w.schemaMark = append(w.schemaMark, 0)
-	s := &w.schemas[len(w.schemas)-1]
-	if w.opts.Chunked {
-		w.chunkSchema(s.ID)
-		return s.ID, nil
+	s := &Schema{ID: uint16(len(w.schemas) + 1), Name: name, Encoding: encoding, Data: slices.Clone(data)}
+	w.schemas = append(w.schemas, s)
+	if !w.opts.Chunked {
+		return s.ID, w.check(w.fw.WriteSchema(s))
 	}
-	w.buf = appendSchema(w.buf[:0], s)
-	return s.ID, w.emit(w.buf)
+	w.fw.AddSchema(s) // for the summary; the records go into chunks
+	w.schemaMark = append(w.schemaMark, 0)
+	return s.ID, w.chunkSchema(s.ID)
 }
 
 // AddChannel registers a channel on topic and returns its ID (1, 2, ...).
 // schemaID is 0 for schemaless messages or an ID from AddSchema;
 // messageEncoding names the payload format ("msgpack", "json", ...); metadata
 // may be nil. The record is written at once (into the open chunk when
-// chunked), so a recovered file lists the channel even if it got no messages.
+// chunked), so a recovered file lists the channel even if it got no
+// messages. It fails on a schema ID that AddSchema did not return
+// (ErrUnknownSchema), strings that are not UTF-8, the 65536th channel
+// (ErrTooMany), after a write error and after Close (ErrClosed).
 func (w *Writer) AddChannel(schemaID uint16, topic, messageEncoding string, metadata map[string]string) (uint16, error) {
 	if err := w.err; err != nil {
 		return 0, err
@@ -293,51 +296,51 @@ func (w *Writer) AddChannel(schemaID uint16, topic, messageEncoding string, meta
 	if err := validMap("channel metadata", metadata); err != nil {
 		return 0, err
 	}
-	md := make(map[string]string, len(metadata))
-	for k, v := range metadata {
-		md[k] = v
-	}
-	w.channels = append(w.channels, Channel{
+	c := &Channel{
 		ID: uint16(len(w.channels) + 1), SchemaID: schemaID, Topic: topic,
-		MessageEncoding: messageEncoding, Metadata: md,
-	})
-	w.channelMark = append(w.channelMark, 0)
-	w.channelCounts = append(w.channelCounts, 0)
-	w.index = append(w.index, nil)
-	c := &w.channels[len(w.channels)-1]
-	if w.opts.Chunked {
-		w.chunkChannel(c.ID)
-		return c.ID, nil
+		MessageEncoding: messageEncoding, Metadata: maps.Clone(metadata),
 	}
-	w.buf = appendChannel(w.buf[:0], c)
-	return c.ID, w.emit(w.buf)
+	w.channels = append(w.channels, c)
+	w.counts = append(w.counts, 0)
+	if !w.opts.Chunked {
+		return c.ID, w.check(w.fw.WriteChannel(c))
+	}
+	w.fw.AddChannel(c) // for the summary; the records go into chunks
+	w.channelMark = append(w.channelMark, 0)
+	w.index = append(w.index, &fmcap.MessageIndex{ChannelID: c.ID})
+	return c.ID, w.chunkChannel(c.ID)
 }
 
 // chunkSchema and chunkChannel put a definition into the open chunk unless
 // it is already there. Repeating definitions in every chunk that uses them
 // makes each chunk self-describing: a reader recovering a damaged file, or
 // one that starts at any chunk, can decode its messages.
-func (w *Writer) chunkSchema(id uint16) {
+func (w *Writer) chunkSchema(id uint16) error {
 	if id == 0 || w.schemaMark[id-1] == w.chunkSeq {
-		return
+		return nil
 	}
 	w.schemaMark[id-1] = w.chunkSeq
-	w.chunk = appendSchema(w.chunk, &w.schemas[id-1])
+	return w.check(w.cfw.WriteSchema(w.schemas[id-1]))
 }
 
-func (w *Writer) chunkChannel(id uint16) {
+func (w *Writer) chunkChannel(id uint16) error {
 	if w.channelMark[id-1] == w.chunkSeq {
-		return
+		return nil
 	}
-	c := &w.channels[id-1]
-	w.chunkSchema(c.SchemaID) // the spec wants a schema before channels that use it
+	c := w.channels[id-1]
+	// The spec wants a schema before the channels that use it.
+	if err := w.chunkSchema(c.SchemaID); err != nil {
+		return err
+	}
 	w.channelMark[id-1] = w.chunkSeq
-	w.chunk = appendChannel(w.chunk, c)
+	return w.check(w.cfw.WriteChannel(c))
 }
 
 // WriteMessage appends a message on a channel returned by AddChannel. Data is
 // copied, so the caller may reuse it at once. When chunked, a chunk that
-// reaches ChunkSize is compressed and written.
+// reaches ChunkSize is compressed and written. It fails on an unknown
+// channel (ErrUnknownChannel), after a write error and after Close
+// (ErrClosed).
 func (w *Writer) WriteMessage(m Message) error {
 	if err := w.err; err != nil {
 		return err
@@ -345,38 +348,36 @@ func (w *Writer) WriteMessage(m Message) error {
 	if m.Channel == 0 || int(m.Channel) > len(w.channels) {
 		return fmt.Errorf("%w: %d", ErrUnknownChannel, m.Channel)
 	}
-	w.msgCount++
-	w.startTime = min(w.startTime, m.LogTime)
-	w.endTime = max(w.endTime, m.LogTime)
-	w.channelCounts[m.Channel-1]++
-
+	w.counts[m.Channel-1]++
+	w.start = min(w.start, m.LogTime)
+	w.end = max(w.end, m.LogTime)
+	fm := fmcap.Message{
+		ChannelID: m.Channel, Sequence: m.Sequence, LogTime: m.LogTime, PublishTime: m.PublishTime, Data: m.Data,
+	}
+	size := uint64(len(m.Data))
 	if !w.opts.Chunked {
-		w.buf = appendMessageHeader(w.buf[:0], &m)
-		if err := w.emit(w.buf); err != nil {
-			return err
-		}
-		if err := w.emit(m.Data); err != nil {
-			return err
-		}
-		w.complete(1, uint64(len(m.Data)))
-		return nil
+		w.mark(w.fw.Offset()+recordHeaderLen+messageFixedLen+size, 1, size)
+		return w.check(w.fw.WriteMessage(&fm))
 	}
 
-	w.chunkChannel(m.Channel)
+	if err := w.chunkChannel(m.Channel); err != nil {
+		return err
+	}
 	if !w.opts.SkipMessageIndex {
-		idx := &w.index[m.Channel-1]
-		if len(*idx) == 0 {
+		idx := w.index[m.Channel-1]
+		if idx.IsEmpty() {
 			w.indexed = append(w.indexed, m.Channel)
 		}
-		*idx = append(*idx, indexEntry{m.LogTime, uint64(len(w.chunk))})
+		idx.Add(m.LogTime, uint64(w.chunk.Len()))
 	}
-	w.chunk = appendMessageHeader(w.chunk, &m)
-	w.chunk = append(w.chunk, m.Data...)
+	if err := w.cfw.WriteMessage(&fm); err != nil {
+		return w.check(err)
+	}
 	w.chunkMsgs++
-	w.chunkData += uint64(len(m.Data))
+	w.chunkData += size
 	w.chunkStart = min(w.chunkStart, m.LogTime)
 	w.chunkEnd = max(w.chunkEnd, m.LogTime)
-	if len(w.chunk) >= w.opts.ChunkSize {
+	if w.chunk.Len() >= w.opts.ChunkSize {
 		return w.finishChunk()
 	}
 	return nil
@@ -384,7 +385,8 @@ func (w *Writer) WriteMessage(m Message) error {
 
 // AddMetadata writes a Metadata record. Metadata records may not live inside
 // chunks, so this one goes straight to the data section, ahead of the open
-// chunk.
+// chunk. It fails on strings that are not UTF-8, after a write error and
+// after Close (ErrClosed).
 func (w *Writer) AddMetadata(name string, m map[string]string) error {
 	if err := w.err; err != nil {
 		return err
@@ -395,19 +397,16 @@ func (w *Writer) AddMetadata(name string, m map[string]string) error {
 	if err := validMap("metadata", m); err != nil {
 		return err
 	}
-	b, start := beginRecord(w.buf[:0], opMetadata)
-	b = appendString(b, name)
-	b = appendStringMap(b, m)
-	w.buf = endRecord(b, start)
-	w.metaIndexes = append(w.metaIndexes, metadataIndex{uint64(w.offset), uint64(len(w.buf)), name})
-	return w.emit(w.buf)
+	return w.check(w.fw.WriteMetadata(&Metadata{Name: name, Metadata: m}))
 }
 
 // Flush ends the open chunk and hands everything written so far to the
 // underlying writer as complete records. This is the unit of crash safety: a
-// Reader recovering the file after the process dies gets every message written
-// before the last Flush. Flush does not sync; for durability across power
-// loss, call Sync on the *os.File after Flush.
+// Reader recovering the file after the process dies gets every message
+// written before the last Flush, so a recorder calls it on a timer. Flush
+// does not sync; for durability across power loss, call Sync on the
+// *os.File after Flush. It returns the underlying writer's error (sticky),
+// or ErrClosed after Close.
 func (w *Writer) Flush() error {
 	if err := w.err; err != nil {
 		return err
@@ -415,104 +414,67 @@ func (w *Writer) Flush() error {
 	if err := w.finishChunk(); err != nil {
 		return err
 	}
-	if err := w.out.Flush(); err != nil {
-		w.err = err
-		return err
-	}
-	return nil
+	return w.check(w.out.Flush())
 }
 
-func (w *Writer) resetChunkTimes() {
-	w.chunkStart, w.chunkEnd = math.MaxUint64, 0
-}
-
-// finishChunk writes the open chunk, if any, followed by its Message Index
-// records, and remembers where they went for the Chunk Index.
+// finishChunk compresses the open chunk, if any, and has the library write
+// it followed by its Message Index records.
 func (w *Writer) finishChunk() error {
-	if len(w.chunk) == 0 {
+	if w.chunk.Len() == 0 {
 		return nil
 	}
-	records := w.chunk
-	uncompCRC := crc32.Checksum(records, crcTable)
+	c := &fmcap.Chunk{
+		MessageStartTime: w.chunkStart,
+		MessageEndTime:   w.chunkEnd,
+		UncompressedSize: uint64(w.chunk.Len()),
+		UncompressedCRC:  crc32.ChecksumIEEE(w.chunk.Bytes()),
+		Compression:      w.opts.Compression,
+		Records:          w.chunk.Bytes(),
+	}
+	if w.chunkMsgs == 0 {
+		c.MessageStartTime, c.MessageEndTime = 0, 0 // the spec's value for a chunk without messages
+	}
 	if w.comp != nil {
 		var err error
-		if records, err = w.comp.compress(records); err != nil {
-			w.err = fmt.Errorf("mcap: compressing chunk: %w", err)
-			return w.err
+		if c.Records, err = w.comp.compress(c.Records); err != nil {
+			return w.check(fmt.Errorf("mcap: compressing chunk: %w", err))
 		}
 	}
-	start, end := w.chunkStart, w.chunkEnd
-	if w.chunkMsgs == 0 {
-		start, end = 0, 0 // the spec's value for a chunk without messages
-	}
-
-	ci := chunkIndex{
-		start: start, end: end, offset: uint64(w.offset),
-		compression: w.opts.Compression,
-		compressed:  uint64(len(records)), uncomp: uint64(len(w.chunk)),
-	}
-	b := append(w.buf[:0], opChunk)
-	b = appendU64(b, uint64(chunkFixedLen+4+len(w.opts.Compression)+8+len(records)))
-	b = appendU64(b, start)
-	b = appendU64(b, end)
-	b = appendU64(b, uint64(len(w.chunk)))
-	b = appendU32(b, uncompCRC)
-	b = appendString(b, w.opts.Compression)
-	b = appendU64(b, uint64(len(records)))
-	w.buf = b
-	if err := w.emit(b); err != nil {
-		return err
-	}
-	if err := w.emit(records); err != nil {
-		return err
-	}
-	// The chunk is complete: a Reader gets its messages back even if the
-	// Message Index records after it are cut off.
-	w.complete(w.chunkMsgs, w.chunkData)
-	ci.length = uint64(w.offset) - ci.offset
 
 	// Message indexes in channel order, each sorted by log time as readers
 	// binary-search them; entries are usually in order already.
 	slices.Sort(w.indexed)
-	indexStart := w.offset
-	b = w.buf[:0]
-	for _, ch := range w.indexed {
-		entries := w.index[ch-1]
-		if !slices.IsSortedFunc(entries, cmpEntry) {
-			slices.SortStableFunc(entries, cmpEntry)
+	indexes := make([]*fmcap.MessageIndex, len(w.indexed))
+	for i, ch := range w.indexed {
+		indexes[i] = w.index[ch-1]
+		if e := indexes[i].Entries(); !slices.IsSortedFunc(e, cmpEntry) {
+			slices.SortStableFunc(e, cmpEntry)
 		}
-		ci.indexOffsets = append(ci.indexOffsets, channelOffset{ch, uint64(indexStart) + uint64(len(b))})
-		b = append(b, opMessageIndex)
-		b = appendU64(b, uint64(2+4+16*len(entries)))
-		b = appendU16(b, ch)
-		b = appendU32(b, uint32(16*len(entries)))
-		for _, e := range entries {
-			b = appendU64(b, e.logTime)
-			b = appendU64(b, e.offset)
-		}
-		w.index[ch-1] = entries[:0]
 	}
-	w.buf = b
-	if err := w.emit(b); err != nil {
-		return err
-	}
-	ci.indexLength = uint64(len(b))
-	w.chunkIndexes = append(w.chunkIndexes, ci)
 
+	// Once the Chunk record is out, a Reader gets its messages back even if
+	// the Message Index records after it are cut off.
+	w.mark(w.fw.Offset()+recordHeaderLen+chunkFixedLen+4+uint64(len(c.Compression))+8+uint64(len(c.Records)),
+		w.chunkMsgs, w.chunkData)
+	err := w.fw.WriteChunkWithIndexes(c, indexes)
+
+	for _, idx := range indexes {
+		idx.Reset()
+	}
 	w.indexed = w.indexed[:0]
-	w.chunk = w.chunk[:0]
+	w.chunk.Reset()
 	w.chunkSeq++
 	w.chunkMsgs, w.chunkData = 0, 0
-	w.resetChunkTimes()
-	return nil
+	w.chunkStart, w.chunkEnd = math.MaxUint64, 0
+	return w.check(err)
 }
 
-func cmpEntry(a, b indexEntry) int { return cmp.Compare(a.logTime, b.logTime) }
+func cmpEntry(a, b fmcap.MessageIndexEntry) int { return cmp.Compare(a.Timestamp, b.Timestamp) }
 
-// Close ends the open chunk and writes the Data End record, the summary
-// section (unless SkipSummary), the Footer and the closing magic, then flushes.
-// It does not close the underlying writer. Calling Close again returns
-// ErrClosed.
+// Close ends the open chunk and has the library write the Data End record,
+// the summary section (unless SkipSummary), the Footer and the closing
+// magic, then flushes. It does not close the underlying writer. It returns
+// the underlying writer's error (sticky), or ErrClosed when called again.
 func (w *Writer) Close() error {
 	if err := w.err; err != nil {
 		return err
@@ -520,41 +482,23 @@ func (w *Writer) Close() error {
 	if err := w.finishChunk(); err != nil {
 		return err
 	}
-	b, start := beginRecord(w.buf[:0], opDataEnd)
-	b = appendU32(b, w.crc) // the running CRC now covers exactly the bytes before Data End
-	b = endRecord(b, start)
-	if err := w.emit(b); err != nil {
+	// The library's Statistics count only the messages it writes itself,
+	// not those in chunks, list only channels that got some (one missing
+	// would mean "count not available"), and take a chunk without messages
+	// as starting at time 0. These are the messages' own.
+	st := w.fw.Statistics
+	st.MessageCount, st.MessageStartTime, st.MessageEndTime = 0, 0, 0
+	for i, n := range w.counts {
+		st.ChannelMessageCounts[uint16(i+1)] = n
+		st.MessageCount += n
+	}
+	if st.MessageCount > 0 {
+		st.MessageStartTime, st.MessageEndTime = w.start, w.end
+	}
+	if err := w.check(w.fw.Close()); err != nil {
 		return err
 	}
-
-	var summaryStart, offsetStart uint64
-	w.crc = 0 // from here on, the running CRC is the summary CRC
-	if !w.opts.SkipSummary {
-		summaryStart = uint64(w.offset)
-		b = w.appendSummary(w.buf[:0])
-		offsetStart = summaryStart + uint64(len(b))
-		b = w.appendSummaryOffsets(b, summaryStart)
-		if err := w.emit(b); err != nil {
-			return err
-		}
-	}
-	b = append(b[:0], opFooter)
-	b = appendU64(b, footerLen)
-	b = appendU64(b, summaryStart)
-	b = appendU64(b, offsetStart)
-	var summaryCRC uint32
-	if !w.opts.SkipSummary {
-		// The CRC runs from the summary start through the footer's
-		// summary_offset_start field.
-		summaryCRC = crc32.Update(w.crc, crcTable, b)
-	}
-	b = appendU32(b, summaryCRC)
-	b = append(b, Magic...)
-	if err := w.emit(b); err != nil {
-		return err
-	}
-	if err := w.out.Flush(); err != nil {
-		w.err = err
+	if err := w.check(w.out.Flush()); err != nil {
 		return err
 	}
 	if c, ok := w.comp.(*zstdCompressor); ok {
@@ -563,85 +507,3 @@ func (w *Writer) Close() error {
 	w.err = ErrClosed
 	return nil
 }
-
-// appendSummary appends the summary records grouped by opcode: schemas, then
-// channels (which the spec requires before Statistics), Statistics, Chunk
-// Indexes, Metadata Indexes.
-func (w *Writer) appendSummary(b []byte) []byte {
-	for i := range w.schemas {
-		b = appendSchema(b, &w.schemas[i])
-	}
-	for i := range w.channels {
-		b = appendChannel(b, &w.channels[i])
-	}
-	b, start := beginRecord(b, opStatistics)
-	b = appendU64(b, w.msgCount)
-	b = appendU16(b, uint16(len(w.schemas)))
-	b = appendU32(b, uint32(len(w.channels)))
-	b = appendU32(b, 0) // attachments: this Writer writes none
-	b = appendU32(b, uint32(len(w.metaIndexes)))
-	b = appendU32(b, uint32(len(w.chunkIndexes)))
-	if w.msgCount == 0 {
-		b = appendU64(b, 0)
-		b = appendU64(b, 0)
-	} else {
-		b = appendU64(b, w.startTime)
-		b = appendU64(b, w.endTime)
-	}
-	// Every channel is listed, even with a count of 0: an empty map would
-	// mean "not available".
-	b = appendU32(b, uint32(10*len(w.channels)))
-	for i, n := range w.channelCounts {
-		b = appendU16(b, uint16(i+1))
-		b = appendU64(b, n)
-	}
-	b = endRecord(b, start)
-	for i := range w.chunkIndexes {
-		ci := &w.chunkIndexes[i]
-		b, start = beginRecord(b, opChunkIndex)
-		b = appendU64(b, ci.start)
-		b = appendU64(b, ci.end)
-		b = appendU64(b, ci.offset)
-		b = appendU64(b, ci.length)
-		b = appendU32(b, uint32(10*len(ci.indexOffsets)))
-		for _, o := range ci.indexOffsets {
-			b = appendU16(b, o.channel)
-			b = appendU64(b, o.offset)
-		}
-		b = appendU64(b, ci.indexLength)
-		b = appendString(b, ci.compression)
-		b = appendU64(b, ci.compressed)
-		b = appendU64(b, ci.uncomp)
-		b = endRecord(b, start)
-	}
-	for _, mi := range w.metaIndexes {
-		b, start = beginRecord(b, opMetadataIndex)
-		b = appendU64(b, mi.offset)
-		b = appendU64(b, mi.length)
-		b = appendString(b, mi.name)
-		b = endRecord(b, start)
-	}
-	return b
-}
-
-// appendSummaryOffsets appends one Summary Offset record per opcode group in
-// the summary, found by walking the records just built.
-func (w *Writer) appendSummaryOffsets(b []byte, summaryStart uint64) []byte {
-	end := len(b)
-	for i := 0; i < end; {
-		op := b[i]
-		j := i
-		for j < end && b[j] == op {
-			j += recordHeaderLen + int(uint64At(b, j+1))
-		}
-		b = append(b, opSummaryOffset)
-		b = appendU64(b, 1+8+8)
-		b = append(b, op)
-		b = appendU64(b, summaryStart+uint64(i))
-		b = appendU64(b, uint64(j-i))
-		i = j
-	}
-	return b
-}
-
-func uint64At(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i:]) }
