@@ -8,6 +8,11 @@
 // encoding "msgpack", no schema), with the receive time as log time and, for
 // MCL Message maps that carry a "timestamp", that time as publish time.
 //
+// With Options.Encoding "json", messages are JSON that Foxglove reads and
+// plots as it is, each channel with a "jsonschema" schema learnt from its
+// topic's messages (or from a Go type: see Options.Types). The JSON is a
+// rendering, not the payload: see Options.Encoding for what it loses.
+//
 //	rec, err := recording.Create("logs/", recording.Options{SplitSize: 1 << 30})
 //	...
 //	rec.Write(conn.Group(), msg) // from a subscriber's callback
@@ -20,21 +25,23 @@
 package recording
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"encoding/base64"
-
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/internal/msgjson"
 	"github.com/mcl-go/mcl/mcap"
 )
 
@@ -63,7 +70,77 @@ type Options struct {
 	FlushInterval time.Duration
 	// Compression of MCAP chunks: "zstd" (default), "lz4" or "none".
 	Compression string
+
+	// Encoding of the messages: "msgpack" (default, also "") records the
+	// payloads' exact bytes, losslessly, without schema. "json" records
+	// them as JSON objects that Foxglove reads (payloads that are not maps
+	// wrapped as {"data":...}, binary data as base64 strings, msgpack
+	// timestamps as {"sec","nsec"}; see docs/recording.md), each valid
+	// against its channel's "jsonschema" Schema record. The JSON loses
+	// what JSON cannot say: binary versus text strings (both are strings),
+	// integer versus float for whole numbers once read back, map keys that
+	// are not strings (written as strings), duplicate keys (readers keep
+	// the last), the types of ext values other than timestamps; and a
+	// payload that is not one msgpack value is recorded as
+	// {"$raw":"<base64 of its bytes>"}. mcl replay needs msgpack.
+	//
+	// A topic's schema is inferred from its first message and widened
+	// when a later one does not fit (a new member, a number where there
+	// were integers): the widened schema goes in a new Schema record with
+	// a new channel for the topic, so that each message is valid against
+	// its own channel's schema. After MaxSchemaChanges such changes in
+	// one file, the topic's later messages in that file go under a schema
+	// that describes no member (any object is valid against it), counted
+	// in Stats.Undescribed.
+	Encoding string
+
+	// Types are typed message types (see mcl.Register) whose Go
+	// declarations, with Encoding "json", give the first schema of the
+	// topics whose first message is of one of them (a map whose "name" is
+	// the type's), named by the type's name instead of the topic's. Make
+	// them with TypeOf.
+	Types []MessageType
 }
+
+// MaxSchemaChanges bounds, per topic and file of a JSON recording, the
+// Schema records (and channels) added after the topic's first, so that
+// payloads of ever new shapes cannot grow a file's list of schemas and
+// channels without bound.
+const MaxSchemaChanges = 16
+
+// MessageType is a typed message type whose Go declaration describes the
+// topics that carry it in a JSON recording. Make one with TypeOf.
+type MessageType struct {
+	name   string
+	schema *msgjson.Schema
+}
+
+// TypeOf returns the MessageType of T, which mcl.Register named. Errors:
+// mcl.ErrNotRegistered, wrapped, when T has no name.
+func TypeOf[T any]() (MessageType, error) {
+	name, ok := mcl.TypeName[T]()
+	if !ok {
+		return MessageType{}, fmt.Errorf("recording: %w: %s: call mcl.Register first", mcl.ErrNotRegistered, reflect.TypeFor[T]())
+	}
+	s, err := msgjson.TypeSchema(reflect.TypeFor[T]())
+	if err != nil { // cannot happen: Register accepts structs only
+		return MessageType{}, fmt.Errorf("recording: %w", err)
+	}
+	// The keys every typed message adds to its fields, as the publisher
+	// writes them: learnt from a message holding only them.
+	probe := msgp.AppendMapHeader(nil, 2)
+	probe = msgp.AppendString(probe, "name")
+	probe = msgp.AppendString(probe, name)
+	probe = msgp.AppendString(probe, "timestamp")
+	probe = msgp.AppendFloat64(probe, 0.5)
+	if _, err := msgjson.ToFoxgloveJSON(nil, probe, s); err != nil {
+		return MessageType{}, fmt.Errorf("recording: %w", err) // cannot happen: a valid map
+	}
+	return MessageType{name: name, schema: s}, nil
+}
+
+// Name returns the name T was registered under.
+func (t MessageType) Name() string { return t.name }
 
 // ErrSplitNeedsDir reports splitting requested into a single file name.
 var ErrSplitNeedsDir = errors.New("recording: splitting needs a directory to write numbered files into")
@@ -87,6 +164,12 @@ type Recorder struct {
 	closed   bool
 	stats    Stats // Messages and Bytes count closed files only; Stats adds the open one
 
+	// With Encoding "json":
+	json   bool
+	types  map[string]MessageType
+	topics map[string]*jsonTopic
+	buf    []byte // the JSON of the message being written
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -95,6 +178,20 @@ type channelKey struct {
 	group  netip.AddrPort
 	topic  string
 	sender netip.AddrPort
+	schema uint16 // in a JSON recording, the topic's schema when the channel was made
+}
+
+// jsonTopic is what a JSON recording knows of one topic.
+type jsonTopic struct {
+	schema *msgjson.Schema // widened by every message of the topic, across files
+	name   string          // of its Schema records
+
+	// In the current file:
+	id       uint16 // the topic's Schema record, 0 before its first message
+	text     []byte // that record's schema
+	seen     uint64 // schema.Widenings() when text was checked against it
+	changes  int    // Schema records added after the first
+	catchAll bool   // past MaxSchemaChanges: id describes no member
 }
 
 // Stats counts what a Recorder was given and what of it is in its files.
@@ -105,7 +202,7 @@ type Stats struct {
 	ReceivedBytes uint64
 
 	// Messages counts the messages in the files, and Bytes their payload
-	// bytes: those in complete MCAP records handed to the file system (by
+	// bytes (in a JSON recording, of their JSON): those in complete MCAP records handed to the file system (by
 	// a flush, a full chunk, a split or Close), which every reader gets
 	// back even if the recorder is killed now. Until Close, the other
 	// messages received wait in memory for the next flush.
@@ -119,6 +216,11 @@ type Stats struct {
 	Lost uint64
 
 	Files int // files started
+
+	// Undescribed counts the messages of a JSON recording written under a
+	// schema that describes no member, because their topic's schema had
+	// changed MaxSchemaChanges times in the file already.
+	Undescribed uint64
 }
 
 // Create starts a recording at path: a directory (created if missing), in
@@ -126,8 +228,8 @@ type Stats struct {
 // that they sort by time, or a file name ending in .mcap. The first file's
 // MCAP header is on disk when Create returns, so that a recorder killed at
 // any point leaves a file that reads as a recording. Errors:
-// ErrSplitNeedsDir, and the file system's, naming the path; a file Create
-// fails to start is removed.
+// ErrSplitNeedsDir, a bad Compression or Encoding, and the file system's,
+// naming the path; a file Create fails to start is removed.
 func Create(path string, opts Options) (*Recorder, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
@@ -142,6 +244,21 @@ func Create(path string, opts Options) (*Recorder, error) {
 		return nil, fmt.Errorf("recording: compression %q: use zstd, lz4 or none", opts.Compression)
 	}
 	r := &Recorder{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
+	switch opts.Encoding {
+	case "", "msgpack":
+	case "json":
+		r.json = true
+		r.topics = map[string]*jsonTopic{}
+		r.types = map[string]MessageType{}
+		for _, t := range opts.Types {
+			if t.schema == nil {
+				return nil, errors.New("recording: a MessageType not made by TypeOf")
+			}
+			r.types[t.name] = t
+		}
+	default:
+		return nil, fmt.Errorf("recording: encoding %q: use msgpack or json", opts.Encoding)
+	}
 	if strings.HasSuffix(path, ".mcap") {
 		if opts.SplitSize > 0 || opts.SplitDuration > 0 {
 			return nil, fmt.Errorf("%w: %s", ErrSplitNeedsDir, path)
@@ -194,6 +311,9 @@ func (r *Recorder) open(now time.Time) error {
 	r.started, r.size = now, 0
 	r.channels = map[channelKey]uint16{}
 	r.seqs = map[uint16]uint32{}
+	for _, t := range r.topics { // each file has schemas of its own
+		t.id, t.text, t.changes, t.catchAll = 0, nil, 0, false
+	}
 	return nil
 }
 
@@ -214,11 +334,19 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 	if err := r.splitIfDue(time.Now()); err != nil {
 		return err
 	}
-	key := channelKey{group, m.Topic, m.Sender}
+	data, encoding := m.Payload, "msgpack"
+	key := channelKey{group, m.Topic, m.Sender, 0}
+	if r.json {
+		var err error
+		if data, key.schema, err = r.toJSON(m); err != nil {
+			return r.fail(err)
+		}
+		encoding = "json"
+	}
 	id, ok := r.channels[key]
 	if !ok {
 		var err error
-		if id, err = r.w.AddChannel(0, validTopic(m.Topic), "msgpack", channelMeta(key)); err != nil {
+		if id, err = r.w.AddChannel(key.schema, validTopic(m.Topic), encoding, channelMeta(key)); err != nil {
 			return r.fail(err)
 		}
 		r.channels[key] = id
@@ -230,13 +358,94 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 		Sequence:    r.seqs[id],
 		LogTime:     logTime,
 		PublishTime: publishTime(m.Payload, logTime),
-		Data:        m.Payload,
+		Data:        data,
 	})
 	if err != nil {
 		return r.fail(err)
 	}
-	r.size += int64(len(m.Payload)) + 31
+	r.size += int64(len(data)) + 31
 	return nil
+}
+
+// toJSON renders m's payload for a JSON recording, widening its topic's
+// schema, and returns the JSON (valid until the next call) and the ID of
+// the Schema record it is valid against, which it adds to the file when
+// the schema changed. r.mu is held. Errors: the MCAP writer's.
+func (r *Recorder) toJSON(m *mcl.Message) ([]byte, uint16, error) {
+	t := r.topics[m.Topic]
+	if t == nil {
+		t = &jsonTopic{name: validTopic(m.Topic)}
+		if typ, ok := r.types[typedName(m.Payload)]; ok {
+			t.schema, t.name = typ.schema.Clone(), typ.name
+		} else {
+			t.schema = msgjson.NewSchema()
+		}
+		r.topics[m.Topic] = t
+	}
+	out, err := msgjson.ToFoxgloveJSON(r.buf[:0], m.Payload, t.schema)
+	if err != nil {
+		// Not one msgpack value (a peer's raw bytes): its bytes as they are.
+		raw := msgp.AppendMapHeader(nil, 1)
+		raw = msgp.AppendString(raw, "$raw")
+		raw = msgp.AppendBytes(raw, m.Payload)
+		if out, err = msgjson.ToFoxgloveJSON(r.buf[:0], raw, t.schema); err != nil {
+			return nil, 0, err // cannot happen: a valid map
+		}
+	}
+	r.buf = out
+	switch {
+	case t.catchAll:
+		r.stats.Undescribed++
+		return out, t.id, nil
+	case t.id != 0 && t.schema.Widenings() == t.seen:
+		return out, t.id, nil // the common case: nothing new
+	}
+	// The message may need a wider schema than the file has for the topic.
+	text := t.schema.AppendJSON(nil, t.name)
+	t.seen = t.schema.Widenings()
+	if t.id != 0 && bytes.Equal(text, t.text) {
+		return out, t.id, nil // it changed where the schema says nothing
+	}
+	if t.id != 0 {
+		if t.changes == MaxSchemaChanges {
+			text = msgjson.NewSchema().AppendJSON(nil, t.name)
+			t.catchAll = true
+			r.stats.Undescribed++
+		}
+		t.changes++
+	}
+	id, err := r.w.AddSchema(t.name, "jsonschema", text)
+	if err != nil {
+		return nil, 0, err
+	}
+	t.id, t.text = id, text
+	r.size += int64(len(text))
+	return out, id, nil
+}
+
+// typedName returns the "name" of a typed message (a map with a string
+// "name"), or "" for any other payload. It reads only the top-level keys.
+func typedName(payload []byte) string {
+	n, b, err := msgp.ReadMapHeaderBytes(payload)
+	if err != nil {
+		return ""
+	}
+	for range n {
+		var key []byte
+		if key, b, err = msgp.ReadMapKeyZC(b); err != nil {
+			return ""
+		}
+		if string(key) == "name" {
+			if v, _, err := msgp.ReadMapKeyZC(b); err == nil { // str or bin, as Python 2 and 3 pack names
+				return string(v)
+			}
+			return ""
+		}
+		if b, err = msgp.Skip(b); err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 func (r *Recorder) splitIfDue(now time.Time) error {

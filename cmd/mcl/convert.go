@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcl-go/mcl/internal/msgjson"
 	"github.com/mcl-go/mcl/mcap"
 )
 
@@ -19,15 +21,24 @@ func newConvertCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "convert FILE -o OUT.mcap [--encoding json] [--force]",
-		Short: "Rewrite a recording with JSON payloads, for Foxglove and other viewers",
+		Short: "Rewrite a recording as JSON with schemas, for Foxglove and other viewers",
 		Long: `convert writes a copy of a recording whose messages are JSON instead of
-msgpack, which Foxglove and other MCAP viewers display without a plugin.
-Each payload is rendered as by "mcl sub" (bytes that are not UTF-8 text as
-{"$bytes":"<base64>"}; see docs/cli.md). Channels keep their topic and
-metadata (group, sender) with message encoding "json" and no schema;
-messages keep their log time, publish time and sequence number, in the same
-order; metadata records are copied. The output is chunked and zstd
-compressed. Payloads already in JSON are copied compacted.
+msgpack, with a JSON schema per topic, which Foxglove plots as it is (as
+"mcl record --encoding json" records). convert reads the input twice: first
+to learn each topic's schema from all its messages, then to write them, so
+each topic has one "jsonschema" Schema record, named after the topic, that
+all its messages are valid against. Payloads that are not maps are wrapped
+as {"data": ...}; binary data is a base64 string (contentEncoding base64);
+msgpack timestamps are {"sec", "nsec"}; the rest is rendered as by
+"mcl sub" (see docs/cli.md). JSON loses what JSON cannot say: binary versus
+text, integer versus float for whole numbers once read back, non-string map
+keys (written as strings), ext types other than timestamps, duplicate keys
+(readers keep the last). Payloads already in JSON are read as JSON.
+
+Channels keep their topic and metadata (group, sender) with message encoding
+"json"; messages keep their log time, publish time and sequence number, in
+the same order; metadata records are copied. The output is chunked and zstd
+compressed.
 
 The output is written to a temporary file next to OUT and renamed into place
 when complete. convert refuses to replace an existing OUT unless --force.
@@ -121,6 +132,11 @@ func convertFile(cmd *cobra.Command, in, output string, force bool) (err error) 
 	}
 
 	ctx := cmd.Context()
+	schemas, err := topicSchemas(ctx, r)
+	if err != nil {
+		return err
+	}
+	schemaIDs := map[string]uint16{}
 	channels := map[uint16]uint16{} // input ID → output ID
 	var (
 		data             []byte
@@ -142,13 +158,30 @@ func convertFile(cmd *cobra.Command, in, output string, force bool) (err error) 
 				return fmt.Errorf("%s: channel %d (topic %s): message encoding %q: convert reads msgpack and json",
 					in, ch.ID, topicLabel(ch.Topic), ch.MessageEncoding)
 			}
-			if id, err = w.AddChannel(0, ch.Topic, "json", ch.Metadata); err != nil {
+			sid, ok := schemaIDs[ch.Topic]
+			if !ok {
+				s := schemas[ch.Topic]
+				if s == nil { // the input changed between the passes
+					s = msgjson.NewSchema()
+				}
+				if sid, err = w.AddSchema(ch.Topic, "jsonschema", s.AppendJSON(nil, ch.Topic)); err != nil {
+					return writeErr(err)
+				}
+				schemaIDs[ch.Topic] = sid
+			}
+			if id, err = w.AddChannel(sid, ch.Topic, "json", ch.Metadata); err != nil {
 				return writeErr(err)
 			}
 			channels[ch.ID] = id
 		}
-		var perr error
-		data, perr = appendPayloadJSON(data[:0], ch.MessageEncoding, mv.Message.Data)
+		// Rendered again, the same as in the first pass, which the schema
+		// already describes.
+		p, perr := payloadMsgpack(ch.MessageEncoding, mv.Message.Data)
+		if perr == nil {
+			if data, perr = msgjson.ToFoxgloveJSON(data[:0], p, nil); perr != nil {
+				perr = fmt.Errorf("payload is not msgpack: %w", perr)
+			}
+		}
 		if perr != nil {
 			skipped++
 			fmt.Fprintf(cmd.ErrOrStderr(), "mcl: warning: %s: offset %d: message on topic %s, sequence %d: %v: skipped\n",
@@ -178,7 +211,7 @@ func convertFile(cmd *cobra.Command, in, output string, force bool) (err error) 
 		return err
 	}
 	tmp = nil
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: %d messages on %d channels, encoding json\n", output, written, len(channels))
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %d messages on %d channels, encoding json, %d schemas\n", output, written, len(channels), len(schemaIDs))
 
 	var errs []error
 	if damage != nil {
@@ -188,6 +221,45 @@ func convertFile(cmd *cobra.Command, in, output string, force bool) (err error) 
 		errs = append(errs, fmt.Errorf("skipped %d messages whose payload could not be rendered", skipped))
 	}
 	return reportErrors(cmd.ErrOrStderr(), errs)
+}
+
+// topicSchemas reads r's messages and returns each topic's JSON schema,
+// learnt from all of them, so that the output has one per topic. Damage
+// ends the reading early and payloads that do not render are passed over:
+// the pass that writes reports both. Error: the context's.
+func topicSchemas(ctx context.Context, r *mcap.Reader) (map[string]*msgjson.Schema, error) {
+	schemas := map[string]*msgjson.Schema{}
+	var data []byte
+	for mv, err := range r.Messages(mcap.ReadOptions{}) {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if err != nil {
+			break
+		}
+		s := schemas[mv.Channel.Topic]
+		if s == nil {
+			s = msgjson.NewSchema()
+			schemas[mv.Channel.Topic] = s
+		}
+		if p, err := payloadMsgpack(mv.Channel.MessageEncoding, mv.Message.Data); err == nil {
+			data, _ = msgjson.ToFoxgloveJSON(data[:0], p, s)
+		}
+	}
+	return schemas, nil
+}
+
+// payloadMsgpack returns a recorded payload as msgpack: as it is, or
+// packed from JSON (a file written by an older mcl convert, or by this one).
+func payloadMsgpack(encoding string, payload []byte) ([]byte, error) {
+	if encoding != "json" {
+		return payload, nil
+	}
+	p, err := msgjson.FromJSON(nil, payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload is not JSON: %w", err)
+	}
+	return p, nil
 }
 
 // installOutput moves the finished temporary file to name: replacing it with

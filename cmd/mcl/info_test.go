@@ -332,12 +332,15 @@ func TestInfoEncoding(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("info: %+v", r)
 		}
-		if !strings.Contains(r.stdout, "  ENCODING\n") {
+		// The converted file's channels have schemas, named after their topics.
+		header := map[string]string{"msgpack": "  ENCODING\n", "json": "  ENCODING  SCHEMA\n"}[enc]
+		if !strings.Contains(r.stdout, header) {
 			t.Errorf("no ENCODING column:\n%s", r.stdout)
 		}
 		for topic, row := range inspInfoTable(t, r.stdout) {
-			if row[len(row)-1] != enc {
-				t.Errorf("%s: topic %s: encoding %q, want %q", file, topic, row[len(row)-1], enc)
+			schema := map[string]string{"gps": "gps", "imu": "imu", "raw": "raw", `"bad\xff"`: "bad\uFFFD"}[topic]
+			if row[7] != enc || (enc == "json" && row[8] != schema) {
+				t.Errorf("%s: topic %s: encoding and schema %q, want %q", file, topic, row[7:], enc)
 			}
 		}
 		j := infoRunJSON(t, file)[0]

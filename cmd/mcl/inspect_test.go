@@ -189,7 +189,7 @@ func inspInfoTable(t *testing.T, out string) map[string][]string {
 	rows := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) != 9 {
+		if len(f) != 9 && len(f) != 10 { // 10 with a SCHEMA column
 			t.Fatalf("table row %q", line)
 		}
 		rows[f[0]] = f[1:]
@@ -574,15 +574,24 @@ func TestConvert(t *testing.T) {
 	}
 
 	// Every message, its times and sequence as in the input, its payload the
-	// rendering of the original, on a json channel with the same metadata.
+	// rendering of the original, on a json channel with the same metadata
+	// and its topic's JSON schema, which Foxglove reads and the message is
+	// valid against.
 	in, outMsgs := inspReadMCAP(t, path), inspReadMCAP(t, out)
 	if len(in) != len(msgs) || len(outMsgs) != len(in) {
 		t.Fatalf("%d messages in, %d out, %d written", len(in), len(outMsgs), len(msgs))
 	}
 	for i := range in {
 		a, b := in[i], outMsgs[i]
-		if a.Channel.MessageEncoding != "msgpack" || b.Channel.MessageEncoding != "json" || b.Channel.SchemaID != 0 {
-			t.Fatalf("message %d: encodings %q → %q", i, a.Channel.MessageEncoding, b.Channel.MessageEncoding)
+		if a.Channel.MessageEncoding != "msgpack" || b.Channel.MessageEncoding != "json" || b.Schema == nil ||
+			b.Schema.Encoding != "jsonschema" || b.Schema.Name != b.Channel.Topic {
+			t.Fatalf("message %d: encodings %q → %q, schema %+v", i, a.Channel.MessageEncoding, b.Channel.MessageEncoding, b.Schema)
+		}
+		if err := mcapcheck.FoxgloveSchema(b.Schema.Data); err != nil {
+			t.Errorf("message %d: %v", i, err)
+		}
+		if err := mcapcheck.ValidJSON(b.Schema.Data, b.Message.Data); err != nil {
+			t.Errorf("message %d: %v", i, err)
 		}
 		if a.Channel.Topic != b.Channel.Topic || fmt.Sprint(a.Channel.Metadata) != fmt.Sprint(b.Channel.Metadata) {
 			t.Errorf("message %d: channel %+v → %+v", i, a.Channel, b.Channel)
@@ -591,8 +600,9 @@ func TestConvert(t *testing.T) {
 		if am.LogTime != bm.LogTime || am.PublishTime != bm.PublishTime || am.Sequence != bm.Sequence || bm.Sequence == 0 {
 			t.Errorf("message %d: %d/%d/%d → %d/%d/%d", i, am.LogTime, am.PublishTime, am.Sequence, bm.LogTime, bm.PublishTime, bm.Sequence)
 		}
-		if !json.Valid(bm.Data) || string(bm.Data) != inspRender(t, msgs[i].payload(t)) {
-			t.Errorf("message %d: payload %s, want %s", i, bm.Data, inspRender(t, msgs[i].payload(t)))
+		want, err := msgjson.ToFoxgloveJSON(nil, msgs[i].payload(t), nil)
+		if err != nil || !json.Valid(bm.Data) || string(bm.Data) != string(want) {
+			t.Errorf("message %d: payload %s, want %s (%v)", i, bm.Data, want, err)
 		}
 	}
 	// Through the recording API too.
@@ -618,14 +628,16 @@ func TestConvert(t *testing.T) {
 		t.Errorf("converted file not zstd compressed:\n%s", r.stdout)
 	}
 
-	// dump reads the JSON file as it reads the msgpack one.
-	d1 := mcl_(context.Background(), "", "dump", path)
-	d2 := mcl_(context.Background(), "", "dump", out)
+	// dump reads the JSON file as it reads the msgpack one, where the JSON
+	// for Foxglove is that of mcl sub: maps without binary data (the raw
+	// topic's are wrapped as {"data":...}).
+	d1 := mcl_(context.Background(), "", "dump", "-t", "gps", "-t", "imu", path)
+	d2 := mcl_(context.Background(), "", "dump", "-t", "gps", "-t", "imu", out)
 	if d2.code != 0 || d1.stdout != d2.stdout {
 		t.Errorf("dump of the converted file differs:\n%s\n%s", d1.stdout, d2.stdout)
 	}
-	c1 := mcl_(context.Background(), "", "dump", "--format", "csv", path)
-	c2 := mcl_(context.Background(), "", "dump", "--format", "csv", out)
+	c1 := mcl_(context.Background(), "", "dump", "--format", "csv", "-t", "gps", "-t", "imu", path)
+	c2 := mcl_(context.Background(), "", "dump", "--format", "csv", "-t", "gps", "-t", "imu", out)
 	if c2.code != 0 || c1.stdout != c2.stdout {
 		t.Errorf("csv dump of the converted file differs:\n%s\n%s", c1.stdout, c2.stdout)
 	}
@@ -660,7 +672,11 @@ func TestConvert(t *testing.T) {
 	if r := mcl_(context.Background(), "", "convert", single, "-o", out2); r.code != 0 {
 		t.Fatalf("convert: %+v", r)
 	}
-	inspValidate(t, out2, len(msgs))
+	// It also checks every message against its schema (one per topic).
+	v := mcapcheck.Validate(t, out2)
+	if v.Library != "mcl" || v.Messages != len(msgs) || v.Chunks == 0 || v.JSONMessages != len(msgs) || v.Schemas != 5 {
+		t.Errorf("validator: %+v", v)
+	}
 }
 
 func inspReadMCAP(t *testing.T, path string) []mcap.MessageView {

@@ -26,13 +26,27 @@ func newRecordCmd() *cobra.Command {
 		duration time.Duration
 	)
 	c := &cobra.Command{
-		Use:   "record [--group G ...] [--topic T ...] -o DIR|FILE.mcap",
+		Use:   "record [--group G ...] [--topic T ...] [--encoding msgpack|json] -o DIR|FILE.mcap",
 		Short: "Record every received message to MCAP files",
 		Long: `record joins one or more groups and writes every message it receives to MCAP
 (the container format of ROS 2 and Foxglove): one channel per topic and
-sender, the payload's exact msgpack bytes (message encoding "msgpack"), the
-receive time as log time and an MCL Message's "timestamp" as publish time.
-The group and the sender are in each channel's metadata.
+sender, by default the payload's exact msgpack bytes (message encoding
+"msgpack"), the receive time as log time and an MCL Message's "timestamp" as
+publish time. The group and the sender are in each channel's metadata.
+
+--encoding json records JSON that Foxglove plots as it is, instead of the
+exact msgpack: message encoding "json", and a "jsonschema" schema per topic,
+inferred from its first message and widened when a later one differs (the
+wider schema gets a new channel, so each message is valid against its own
+channel's schema; after 16 changes in a file, the topic's messages go under
+a schema that describes no field). Payloads that are not maps are wrapped
+as {"data": ...}; binary data is a base64 string (contentEncoding base64);
+msgpack timestamps are {"sec", "nsec"}. JSON loses what JSON cannot say:
+binary versus text, integer versus float for whole numbers once read back,
+non-string map keys (written as strings), ext types other than timestamps,
+duplicate keys (readers keep the last); a payload that is not msgpack is
+kept as {"$raw": base64}. mcl replay needs the msgpack default, which is
+lossless.
 
 What is written reaches the disk, as complete MCAP records, at least every
 --flush interval: if the recorder is killed (even with kill -9) the file
@@ -46,7 +60,8 @@ counts the messages the files hold, and says how many were lost when a write
 failed.`,
 		Example: `  mcl record -o logs/
   mcl record --group ff15::c73d:cf41:ea8e:b0a0 --group 239.192.0.1 -o logs/ --split-size 1073741824
-  mcl record --topic gps --topic imu -o trial.mcap --duration 10m`,
+  mcl record --topic gps --topic imu -o trial.mcap --duration 10m
+  mcl record --encoding json -o foxglove.mcap`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -142,6 +157,10 @@ failed.`,
 			}
 			// The counts are of what the files hold, not of what arrived.
 			fmt.Fprintf(w, "recorded %d messages, %d payload bytes, dropped %d\n", st.Messages, st.Bytes, dropped(subs))
+			if st.Undescribed > 0 {
+				fmt.Fprintf(w, "json: %d messages went under a schema that describes no field: their topics changed shape more than %d times in a file\n",
+					st.Undescribed, recording.MaxSchemaChanges)
+			}
 			if st.Lost > 0 {
 				why := "write failed"
 				if errors.Is(runErr, syscall.ENOSPC) {
@@ -168,6 +187,7 @@ failed.`,
 	f.DurationVar(&opts.SplitDuration, "split-duration", 0, "start a new file after this long, e.g. 10m (needs a directory)")
 	f.DurationVar(&opts.FlushInterval, "flush", recording.DefaultFlushInterval, "longest time before a message is safely on disk")
 	f.StringVar(&opts.Compression, "compression", "zstd", "chunk compression: zstd, lz4 or none")
+	f.StringVarP(&opts.Encoding, "encoding", "e", "msgpack", "message encoding: msgpack (the exact payloads) or json (for Foxglove, with a JSON schema per topic)")
 	f.Uint64Var(&count, "count", 0, "stop after this many messages (default: no limit)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long, e.g. 1h (default: no limit)")
 	return c

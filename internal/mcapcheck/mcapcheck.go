@@ -1,6 +1,8 @@
 // Package mcapcheck lets tests check MCAP files with an independent
 // reader: the TypeScript reference implementation @mcap/core, driven by
-// mcap/testdata/validator/validate.mjs. Its npm packages are not committed:
+// mcap/testdata/validator/validate.mjs, which also checks JSON channels
+// against their JSON schemas with ajv; FoxgloveSchema and ValidJSON make
+// the same checks in Go. Its npm packages are not committed:
 // `npm ci --prefix mcap/testdata/validator` installs them (scripts/test.sh
 // does). Without them a check skips its test, or fails it when
 // MCL_REQUIRE_NODE=1, as CI sets.
@@ -33,6 +35,12 @@ type Output struct {
 	MessageStartTime string            `json:"messageStartTime"`
 	MessageEndTime   string            `json:"messageEndTime"`
 	OrderedSHA256    string            `json:"orderedSha256"`
+	// JSONChannels counts the channels of message encoding "json" with a
+	// "jsonschema" schema, and JSONMessages their messages, each of which
+	// the validator found valid against its schema (with ajv) and the
+	// schema one that Foxglove reads.
+	JSONChannels int `json:"jsonChannels"`
+	JSONMessages int `json:"jsonMessages"`
 }
 
 // TB is the part of testing.TB the checks use.

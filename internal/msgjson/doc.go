@@ -1,6 +1,7 @@
 // Package msgjson converts between JSON text and the msgpack payloads
-// exchanged by mcl peers: "mcl pub" packs JSON with [FromJSON] and
-// "mcl sub" prints payloads with [ToJSON].
+// exchanged by mcl peers: "mcl pub" packs JSON with [FromJSON], "mcl sub"
+// prints payloads with [ToJSON], and "mcl record --encoding json" and
+// "mcl convert" write them as [ToFoxgloveJSON] with a JSON [Schema].
 //
 // # JSON to msgpack
 //
@@ -58,7 +59,36 @@
 // "1" render alike, and the JSON number 1.0 packs as a float while 1 packs
 // as an integer.
 //
-// Both directions refuse values nested deeper than [MaxDepth], so that
+// # JSON for Foxglove
+//
+// ToFoxgloveJSON renders a payload as the JSON that Foxglove reads from
+// MCAP channels of message encoding "json" with a "jsonschema" schema, and
+// a [Schema] learns, from the payloads it sees, the JSON Schema that
+// describes them. The rendering is ToJSON's except where Foxglove needs
+// otherwise:
+//
+//   - The payload is an object: a map renders as one, and anything else is
+//     wrapped, as {"data":<value>} (see [WrapKey]).
+//   - Binary data, a bin or a str that is not valid UTF-8, is a string of
+//     standard base64, which the schema marks with "contentEncoding":
+//     "base64", as Foxglove documents, so that it reads it as bytes.
+//   - A timestamp ext (type -1) is {"sec":<int>,"nsec":<int>}, Foxglove's
+//     time; any other ext is {"$ext":<type>,"$bytes":"<base64>"} as above.
+//
+// A Schema describes each member of the objects with the one type
+// Foxglove's JSON Schema reader accepts for a field: "boolean", "integer",
+// "number", "string", "object" (with "properties") or "array" (with
+// "items" of one type other than array). That reader refuses "null", lists
+// of types and arrays of arrays, and with them the whole channel. So a
+// member whose values have been null, or of two types (bar integer and
+// number, which widen to number, and text and bytes, which widen to a
+// plain string), or arrays Foxglove cannot type, is left out of
+// "properties": it stays in the JSON, where Foxglove shows it, and JSON
+// Schema lets an object hold members its schema does not list. No member
+// is "required". Widening a Schema therefore never invalidates a payload
+// it has seen: every one is valid against the schema it writes last.
+//
+// All directions refuse values nested deeper than [MaxDepth], so that
 // hostile input cannot exhaust the stack.
 package msgjson
 

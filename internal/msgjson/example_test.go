@@ -38,3 +38,26 @@ func ExampleToJSON() {
 	// {"a":{"$bytes":"//5B"},"1":"NaN"}
 	// true
 }
+
+func ExampleToFoxgloveJSON() {
+	s := msgjson.NewSchema()
+	for _, js := range []string{`{"x": 1, "label": "a"}`, `{"x": 1.5}`, `7`} {
+		msg, _ := msgjson.FromJSON(nil, []byte(js))
+		out, err := msgjson.ToFoxgloveJSON(nil, msg, s)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(string(out))
+	}
+	// A bin: base64, described as such.
+	out, _ := msgjson.ToFoxgloveJSON(nil, []byte{0x81, 0xa3, 'p', 'n', 'g', 0xc4, 2, 0x89, 'P'}, s)
+	fmt.Println(string(out))
+	fmt.Println(string(s.AppendJSON(nil, "example")))
+	// Output:
+	// {"x":1,"label":"a"}
+	// {"x":1.5}
+	// {"data":7}
+	// {"png":"iVA="}
+	// {"title":"example","type":"object","properties":{"x":{"type":"number"},"label":{"type":"string"},"data":{"type":"integer"},"png":{"type":"string","contentEncoding":"base64"}}}
+}

@@ -5,6 +5,13 @@
 // CRCs, and prints a JSON description on stdout. It exits 1, with the reason
 // on stderr, if the file is invalid.
 //
+// Channels of message encoding "json" with a "jsonschema" schema are held to
+// what Foxglove reads: the schema must be one Foxglove's JSON Schema reader
+// accepts (see foxgloveSchema), and every message a JSON object valid
+// against it, by ajv under both JSON Schema draft-07 and draft 2020-12 (mcl
+// writes keywords that mean the same in both), with its base64 fields
+// decodable as Foxglove decodes them.
+//
 // Usage: node validate.mjs FILE.mcap
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -12,6 +19,8 @@ import { readFile } from "node:fs/promises";
 import { crc32 } from "@foxglove/crc";
 import { McapIndexedReader, McapStreamReader } from "@mcap/core";
 import { loadDecompressHandlers } from "@mcap/support";
+import Ajv from "ajv";
+import Ajv2020 from "ajv/dist/2020.js";
 
 function fail(message) {
   process.stderr.write(`invalid MCAP: ${message}\n`);
@@ -21,6 +30,61 @@ function fail(message) {
 function check(cond, message) {
   if (!cond) {
     fail(message);
+  }
+}
+
+// foxgloveSchema checks a JSON Schema as Foxglove's reader (parseJsonSchema in
+// foxglove/studio's packages/mcap-support, kept by Lichtblick) would: the
+// root and every nested object has "type": "object" and "properties"; every
+// property has one "type" among boolean, integer, number, string
+// (contentEncoding absent or base64), object and array, whose "items" have
+// one of those types but array, without contentEncoding. Anything else
+// makes Foxglove refuse the channel.
+function foxgloveSchema(schema, path) {
+  check(schema !== null && typeof schema === "object", `${path}: not an object`);
+  check(schema.type === "object", `${path}: type ${JSON.stringify(schema.type)}, Foxglove wants "object"`);
+  check(schema.properties !== null && typeof schema.properties === "object", `${path}: no properties`);
+  for (const [name, field] of Object.entries(schema.properties)) {
+    foxgloveField(field, `${path}.${name}`, false);
+  }
+}
+
+function foxgloveField(field, path, item) {
+  switch (field?.type) {
+    case "boolean":
+    case "integer":
+    case "number":
+      return;
+    case "string":
+      check(field.contentEncoding === undefined || (!item && field.contentEncoding === "base64"),
+        `${path}: contentEncoding ${JSON.stringify(field.contentEncoding)} Foxglove does not read`);
+      return;
+    case "object":
+      foxgloveSchema(field, path);
+      return;
+    case "array":
+      check(!item, `${path}: an array of arrays, which Foxglove does not read`);
+      foxgloveField(field.items, `${path}[]`, true);
+      return;
+  }
+  fail(`${path}: type ${JSON.stringify(field?.type)}, which Foxglove does not read`);
+}
+
+// foxgloveBytes checks that the fields a schema marks as base64 hold
+// canonical base64, which Foxglove decodes into bytes.
+function foxgloveBytes(schema, value, path) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return;
+  }
+  for (const [name, field] of Object.entries(schema.properties ?? {})) {
+    const v = value[name];
+    if (field.contentEncoding === "base64" && typeof v === "string") {
+      check(Buffer.from(v, "base64").toString("base64") === v, `${path}.${name}: ${JSON.stringify(v)} is not base64`);
+    } else if (field.type === "object") {
+      foxgloveBytes(field, v, `${path}.${name}`);
+    } else if (field.type === "array" && field.items.type === "object" && Array.isArray(v)) {
+      v.forEach((e, i) => foxgloveBytes(field.items, e, `${path}.${name}[${i}]`));
+    }
   }
 }
 
@@ -52,6 +116,12 @@ async function main() {
   let footer;
   let chunks = 0;
   let metadata = 0;
+  // JSON channels: the validators of each schema, by schema ID, under both drafts.
+  const drafts = [new Ajv({ strict: true }), new Ajv2020({ strict: true })];
+  const jsonValidators = new Map();
+  const jsonChannels = new Set();
+  let jsonMessages = 0;
+  const textDecoder = new TextDecoder("utf-8", { fatal: true });
   // Hash of the messages in file order, in the form the Go test recomputes.
   const ordered = createHash("sha256");
   for (let record; (record = stream.nextRecord()); ) {
@@ -72,6 +142,31 @@ async function main() {
         countsByChannel.set(record.channelId, (countsByChannel.get(record.channelId) ?? 0) + 1);
         ordered.update(`${channel.topic}\0${record.logTime}\0${record.publishTime}\0${record.sequence}\0`);
         ordered.update(record.data);
+        const schema = schemas.get(channel.schemaId);
+        if (schema?.encoding === "jsonschema") {
+          const where = `message ${record.sequence} on channel ${channel.id} (${channel.topic})`;
+          check(channel.messageEncoding === "json", `${where}: schema encoding jsonschema, message encoding ${channel.messageEncoding}`);
+          let validators = jsonValidators.get(schema.id);
+          if (validators === undefined) {
+            const parsed = JSON.parse(textDecoder.decode(schema.data));
+            foxgloveSchema(parsed, `schema ${schema.id} (${schema.name})`);
+            validators = { parsed, fns: drafts.map((ajv) => ajv.compile(parsed)) };
+            jsonValidators.set(schema.id, validators);
+          }
+          let value;
+          try {
+            value = JSON.parse(textDecoder.decode(record.data));
+          } catch (err) {
+            fail(`${where}: not JSON: ${err.message}`);
+          }
+          check(value !== null && typeof value === "object" && !Array.isArray(value), `${where}: not a JSON object`);
+          for (const validate of validators.fns) {
+            check(validate(value), `${where}: invalid against schema ${schema.id}: ${JSON.stringify(validate.errors)}`);
+          }
+          foxgloveBytes(validators.parsed, value, where);
+          jsonChannels.add(channel.id);
+          jsonMessages++;
+        }
         break;
       }
       case "Metadata":
@@ -171,6 +266,8 @@ async function main() {
     messageStartTime: stats.messageStartTime.toString(),
     messageEndTime: stats.messageEndTime.toString(),
     orderedSha256: ordered.digest("hex"),
+    jsonChannels: jsonChannels.size,
+    jsonMessages,
   };
   process.stdout.write(JSON.stringify(out) + "\n");
 }
