@@ -108,6 +108,11 @@ type Options struct {
 // channels without bound.
 const MaxSchemaChanges = 16
 
+// maxTopics bounds the topics whose schemas a JSON recording keeps: those
+// of the current file and of the one before (see open), each of which has
+// at most as many as MCAP's 16-bit IDs allow.
+const maxTopics = 2 * (1<<16 - 1)
+
 // MessageType is a typed message type whose Go declaration describes the
 // topics that carry it in a JSON recording. Make one with TypeOf.
 type MessageType struct {
@@ -217,6 +222,13 @@ type Stats struct {
 
 	Files int // files started
 
+	// Refused counts the messages not recorded because their file had no
+	// room left for a new channel: MCAP numbers channels and schemas with
+	// 16 bits. A recording into a directory starts a new file instead; one
+	// into a single file refuses the messages of its 65536th channel and
+	// later new ones, and records those of its other channels.
+	Refused uint64
+
 	// Undescribed counts the messages of a JSON recording written under a
 	// schema that describes no member, because their topic's schema had
 	// changed MaxSchemaChanges times in the file already.
@@ -311,7 +323,13 @@ func (r *Recorder) open(now time.Time) error {
 	r.started, r.size = now, 0
 	r.channels = map[channelKey]uint16{}
 	r.seqs = map[uint16]uint32{}
-	for _, t := range r.topics { // each file has schemas of its own
+	for name, t := range r.topics { // each file has schemas of its own
+		if t.id == 0 {
+			// Not seen in the file just closed: forgotten, so that a
+			// stream of ever new topics cannot grow r.topics without
+			// bound.
+			delete(r.topics, name)
+		}
 		t.id, t.text, t.changes, t.catchAll = 0, nil, 0, false
 	}
 	return nil
@@ -331,29 +349,29 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 	if r.err != nil {
 		return r.err
 	}
-	if err := r.splitIfDue(time.Now()); err != nil {
+	now := time.Now()
+	if err := r.splitIfDue(now); err != nil {
 		return err
 	}
-	data, encoding := m.Payload, "msgpack"
-	key := channelKey{group, m.Topic, m.Sender, 0}
-	if r.json {
-		var err error
-		if data, key.schema, err = r.toJSON(m); err != nil {
-			return r.fail(err)
+	data, id, err := r.channel(group, m)
+	if errors.Is(err, mcap.ErrTooMany) && r.dir != "" {
+		// The file has all the channels (or schemas) MCAP's 16-bit IDs
+		// allow: a new file has room again.
+		if err := r.split(now); err != nil {
+			return err
 		}
-		encoding = "json"
+		data, id, err = r.channel(group, m)
 	}
-	id, ok := r.channels[key]
-	if !ok {
-		var err error
-		if id, err = r.w.AddChannel(key.schema, validTopic(m.Topic), encoding, channelMeta(key)); err != nil {
-			return r.fail(err)
-		}
-		r.channels[key] = id
+	if errors.Is(err, mcap.ErrTooMany) {
+		r.stats.Refused++
+		return nil
+	}
+	if err != nil {
+		return r.fail(err)
 	}
 	r.seqs[id]++
 	logTime := uint64(m.Received.UnixNano())
-	err := r.w.WriteMessage(mcap.Message{
+	err = r.w.WriteMessage(mcap.Message{
 		Channel:     id,
 		Sequence:    r.seqs[id],
 		LogTime:     logTime,
@@ -367,6 +385,31 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 	return nil
 }
 
+// channel returns m's data as the file records it and the ID of its
+// channel, which it adds to the file when new. r.mu is held. Errors:
+// mcap.ErrTooMany when the file has no room for the channel or its
+// schema, and the MCAP writer's.
+func (r *Recorder) channel(group netip.AddrPort, m *mcl.Message) ([]byte, uint16, error) {
+	data, encoding := m.Payload, "msgpack"
+	key := channelKey{group, m.Topic, m.Sender, 0}
+	if r.json {
+		var err error
+		if data, key.schema, err = r.toJSON(m); err != nil {
+			return nil, 0, err
+		}
+		encoding = "json"
+	}
+	if id, ok := r.channels[key]; ok {
+		return data, id, nil
+	}
+	id, err := r.w.AddChannel(key.schema, validTopic(m.Topic), encoding, channelMeta(key))
+	if err != nil {
+		return nil, 0, err
+	}
+	r.channels[key] = id
+	return data, id, nil
+}
+
 // toJSON renders m's payload for a JSON recording, widening its topic's
 // schema, and returns the JSON (valid until the next call) and the ID of
 // the Schema record it is valid against, which it adds to the file when
@@ -374,6 +417,9 @@ func (r *Recorder) Write(group netip.AddrPort, m *mcl.Message) error {
 func (r *Recorder) toJSON(m *mcl.Message) ([]byte, uint16, error) {
 	t := r.topics[m.Topic]
 	if t == nil {
+		if len(r.topics) >= maxTopics {
+			return nil, 0, mcap.ErrTooMany
+		}
 		t = &jsonTopic{name: validTopic(m.Topic)}
 		if typ, ok := r.types[typedName(m.Payload)]; ok {
 			t.schema, t.name = typ.schema.Clone(), typ.name
@@ -402,23 +448,26 @@ func (r *Recorder) toJSON(m *mcl.Message) ([]byte, uint16, error) {
 	}
 	// The message may need a wider schema than the file has for the topic.
 	text := t.schema.AppendJSON(nil, t.name)
-	t.seen = t.schema.Widenings()
 	if t.id != 0 && bytes.Equal(text, t.text) {
+		t.seen = t.schema.Widenings()
 		return out, t.id, nil // it changed where the schema says nothing
 	}
-	if t.id != 0 {
-		if t.changes == MaxSchemaChanges {
-			text = msgjson.NewSchema().AppendJSON(nil, t.name)
-			t.catchAll = true
-			r.stats.Undescribed++
-		}
-		t.changes++
+	catchAll := t.id != 0 && t.changes == MaxSchemaChanges
+	if catchAll {
+		text = msgjson.NewSchema().AppendJSON(nil, t.name)
 	}
 	id, err := r.w.AddSchema(t.name, "jsonschema", text)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, err // t as it was: the next message tries again
 	}
-	t.id, t.text = id, text
+	if t.id != 0 {
+		t.changes++
+	}
+	if catchAll {
+		t.catchAll = true
+		r.stats.Undescribed++
+	}
+	t.id, t.text, t.seen = id, text, t.schema.Widenings()
 	r.size += int64(len(text))
 	return out, id, nil
 }
@@ -456,6 +505,12 @@ func (r *Recorder) splitIfDue(now time.Time) error {
 	if !bySize && !byTime {
 		return nil
 	}
+	return r.split(now)
+}
+
+// split closes the current file and starts the next. r.mu is held.
+// Errors: closing's and opening's, which become the sticky error.
+func (r *Recorder) split(now time.Time) error {
 	if err := r.closeFile(); err != nil {
 		return r.fail(err)
 	}
@@ -550,7 +605,7 @@ func (r *Recorder) Stats() Stats {
 		st.Bytes += b
 	}
 	if r.err != nil {
-		st.Lost = st.Received - st.Messages
+		st.Lost = st.Received - st.Messages - st.Refused
 	}
 	return st
 }

@@ -161,6 +161,9 @@ failed.`,
 				fmt.Fprintf(w, "json: %d messages went under a schema that describes no field: their topics changed shape more than %d times in a file\n",
 					st.Undescribed, recording.MaxSchemaChanges)
 			}
+			if st.Refused > 0 {
+				fmt.Fprintf(w, "refused %d messages of new topics or senders: the file holds the 65535 channels an MCAP file can; record into a directory to start a new file instead\n", st.Refused)
+			}
 			if st.Lost > 0 {
 				why := "write failed"
 				if errors.Is(runErr, syscall.ENOSPC) {
