@@ -18,7 +18,33 @@ type ReplayOptions struct {
 	// OnSend, when set, is called after each record is published with the
 	// time it was due and the time it went out, for measuring accuracy.
 	OnSend func(due, sent time.Time)
+	// Control, when set, pauses, resumes and steps the replay: see
+	// ReplayControl. Closing it resumes a paused replay, as nothing could
+	// resume it after.
+	Control <-chan ReplayControl
+
+	clock clock // nil: the real one; tests set a clock that moves when told
 }
+
+// ReplayControl is a command to a running Replay, sent on
+// ReplayOptions.Control. Replay obeys a command before it sends the next
+// record, even a record that is already due.
+type ReplayControl int
+
+const (
+	// ReplayPause stops the replay's clock: no record goes out until
+	// ReplayResume or ReplayStep, and the time spent paused is not made up
+	// after by sending the records it held back in a burst.
+	ReplayPause ReplayControl = iota + 1
+	// ReplayResume starts a paused replay's clock again where it stopped,
+	// or at the last record stepped to: the next record is due as long
+	// after resuming as it was after that point. It does nothing to a
+	// replay that runs.
+	ReplayResume
+	// ReplayStep sends the next record at once and leaves the replay
+	// paused, pausing it first if it ran.
+	ReplayStep
+)
 
 // ReplayStats counts what Replay did.
 type ReplayStats struct {
@@ -29,23 +55,26 @@ type ReplayStats struct {
 
 // Replay publishes the records of files, in order, on the schedule their log
 // times give, scaled by opts.Speed. The schedule is anchored at the start:
-// a record that is late (the publisher was paused, or slow) goes out at
-// once, and those after it are due at their own times again, so a stall
-// never shifts the rest of the replay. It returns when the records are
-// exhausted (or, with Loop, when ctx is done), on ctx's cancellation (nil
-// error), on the first error from publish, or on damage in a file, after
-// publishing every intact record before it.
+// a record that is late (the publisher was slow) goes out at once, and
+// those after it are due at their own times again, so a stall never shifts
+// the rest of the replay; a pause through opts.Control does shift it, by
+// the time paused. It returns when the records are exhausted (or, with
+// Loop, when ctx is done), on ctx's cancellation (nil error), on the first
+// error from publish, or on damage in a file, after publishing every
+// intact record before it.
 func Replay(ctx context.Context, files []string, opts ReplayOptions, publish func(Record) error) (ReplayStats, error) {
 	var st ReplayStats
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	r := replayer{ctx: ctx, speed: opts.Speed, clk: opts.clock, control: opts.Control}
+	if r.clk == nil {
+		rc := &realClock{}
+		defer rc.stop()
+		r.clk = rc
+	}
 	var (
-		anchor     time.Time // wall time of the first record of this pass
-		first      time.Time // its log time
-		last       time.Time // the latest log time seen, to place the next pass
-		havePassed bool
+		base        time.Duration // where this pass starts on the timeline
+		first, last time.Time     // the log times of this pass's first record and of the latest
 	)
-	for {
+	for pass := 0; ; pass++ {
 		started := false
 		for _, name := range files {
 			for rec, err := range Read(name, opts.Filter) {
@@ -54,39 +83,24 @@ func Replay(ctx context.Context, files []string, opts ReplayOptions, publish fun
 				}
 				if !started {
 					started = true
-					if !havePassed {
-						anchor, first = time.Now(), rec.LogTime
+					if pass == 0 {
+						r.anchor = r.clk.Now()
 					} else {
 						// The next pass starts where the previous one ended
 						// on the schedule, not where it happened to finish.
-						anchor, first = anchor.Add(scale(last.Sub(first), opts.Speed)), rec.LogTime
+						base += scale(last.Sub(first), opts.Speed)
 					}
+					first = rec.LogTime
 				}
 				last = rec.LogTime
-				due := anchor.Add(scale(rec.LogTime.Sub(first), opts.Speed))
-				if opts.Speed > 0 {
-					// The Go timer wakes at millisecond granularity: it
-					// takes the long part of a wait, and a precise sleep
-					// of the thread the last millisecond.
-					if wait := time.Until(due) - time.Millisecond; wait > 0 {
-						timer.Reset(wait)
-						select {
-						case <-ctx.Done():
-							return st, nil
-						case <-timer.C:
-						}
-					}
-					if ctx.Err() != nil {
-						return st, nil
-					}
-					sleepPrecise(time.Until(due))
-				} else if ctx.Err() != nil {
+				due, ok := r.wait(base + scale(rec.LogTime.Sub(first), opts.Speed))
+				if !ok {
 					return st, nil
 				}
 				if err := publish(rec); err != nil {
 					return st, err
 				}
-				now := time.Now()
+				now := r.clk.Now()
 				st.Messages++
 				if opts.Speed > 0 {
 					if late := now.Sub(due); late > time.Millisecond {
@@ -102,7 +116,133 @@ func Replay(ctx context.Context, files []string, opts ReplayOptions, publish fun
 		if !opts.Loop || !started || ctx.Err() != nil {
 			return st, nil
 		}
-		havePassed = true
+	}
+}
+
+// replayer keeps Replay's timeline: a record at offset off on it (its
+// scaled log time since the first record) is due at anchor+off. Pausing
+// stops the timeline at pos; resuming moves the anchor so that it goes on
+// from pos.
+type replayer struct {
+	ctx     context.Context
+	speed   float64
+	clk     clock
+	control <-chan ReplayControl
+	anchor  time.Time
+	paused  bool
+	pos     time.Duration // while paused, where the timeline stopped
+	step    bool          // while paused, a record may go now
+}
+
+// wait blocks until the record at offset off on the timeline is due, and
+// obeys the commands that come meanwhile. It returns the time the record
+// was due, or false when ctx is done first.
+func (r *replayer) wait(off time.Duration) (time.Time, bool) {
+	for {
+		if r.paused {
+			if r.step {
+				// A stepped record moves the stopped timeline to it, so
+				// that resuming goes on from there.
+				r.step = false
+				r.pos = max(r.pos, off)
+				return r.clk.Now(), true
+			}
+			select {
+			case <-r.ctx.Done():
+				return time.Time{}, false
+			case c, ok := <-r.control:
+				r.obey(c, ok)
+			}
+			continue
+		}
+		// A command already sent is obeyed first, so that a pause stops
+		// even a replay that is behind or unpaced.
+		select {
+		case c, ok := <-r.control:
+			r.obey(c, ok)
+			continue
+		default:
+		}
+		if r.ctx.Err() != nil {
+			return time.Time{}, false
+		}
+		due := r.anchor.Add(off)
+		if r.speed <= 0 {
+			return due, true
+		}
+		// The Go timer wakes at millisecond granularity: it takes the long
+		// part of a wait, and a precise sleep of the thread the last
+		// millisecond.
+		if d := due.Sub(r.clk.Now()) - time.Millisecond; d > 0 {
+			select {
+			case <-r.ctx.Done():
+				return time.Time{}, false
+			case c, ok := <-r.control:
+				r.obey(c, ok)
+				continue
+			case <-r.clk.After(d):
+			}
+			if r.ctx.Err() != nil {
+				return time.Time{}, false
+			}
+		}
+		r.clk.Sleep(due.Sub(r.clk.Now()))
+		return due, true
+	}
+}
+
+// obey carries out a command received from the control channel (ok false:
+// the channel is closed).
+func (r *replayer) obey(c ReplayControl, ok bool) {
+	if !ok {
+		// Nothing can resume the replay now: resume it, and stop listening.
+		r.control, c = nil, ReplayResume
+	}
+	now := r.clk.Now()
+	switch c {
+	case ReplayPause, ReplayStep:
+		if !r.paused {
+			r.paused, r.pos = true, now.Sub(r.anchor)
+		}
+		r.step = c == ReplayStep
+	case ReplayResume:
+		if r.paused {
+			r.paused, r.step = false, false
+			r.anchor = now.Add(-r.pos)
+		}
+	}
+}
+
+// clock is Replay's time: the real one, or in tests one that moves only
+// when told.
+type clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed. A call may
+	// reuse the previous call's channel: only the last one is waited on.
+	After(d time.Duration) <-chan time.Time
+	// Sleep blocks for d, to tens of microseconds where the system can.
+	Sleep(d time.Duration)
+}
+
+// realClock is the system's clock, with one timer reused for every wait.
+type realClock struct{ t *time.Timer }
+
+func (*realClock) Now() time.Time { return time.Now() }
+
+func (c *realClock) After(d time.Duration) <-chan time.Time {
+	if c.t == nil {
+		c.t = time.NewTimer(d)
+	} else {
+		c.t.Reset(d) // since Go 1.23 Reset discards a value not received
+	}
+	return c.t.C
+}
+
+func (*realClock) Sleep(d time.Duration) { sleepPrecise(d) }
+
+func (c *realClock) stop() {
+	if c.t != nil {
+		c.t.Stop()
 	}
 }
 

@@ -211,8 +211,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"nosuch"}, "", 2, `unknown command "nosuch"`},
 		{[]string{"sbu"}, "", 2, "did you mean sub"},
 		{[]string{"pub", "--topic", strings.Repeat("t", 5000), "--payload", "1"}, "", 2, "--topic: 5000 bytes"},
-		{[]string{"pub", "--topic", "t", "--rate", "500k", "--payload", "1"}, "", 2, "at least 1M"},
-		{[]string{"pub", "--topic", "t", "--rate", "fast", "--payload", "1"}, "", 2, "not a rate"},
+		{[]string{"pub", "--topic", "t", "--pace", "500k", "--payload", "1"}, "", 2, "at least 1M"},
+		{[]string{"pub", "--topic", "t", "--pace", "fast", "--payload", "1"}, "", 2, "not a rate"},
 		{[]string{"sub", "--timeout", "soon"}, "", 2, "invalid argument"},
 		{[]string{"demo", "--duration", "0s"}, "", 2, "--duration"},
 		{[]string{"pub", "--topic", "t", "--framing", "3", "--payload", "1"}, "", 2, `--framing "3"`},
@@ -260,22 +260,22 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// TestPubRate publishes a message of 42 fragments at 20 MB/s: it arrives
+// TestPubPace publishes a message of 42 fragments at 20 MB/s: it arrives
 // whole, and sending it took at least as long as the rate says.
-func TestPubRate(t *testing.T) {
+func TestPubPace(t *testing.T) {
 	sandbox.Require(t)
 	port := strconv.Itoa(int(nextPort.Add(1)))
 	done := startSub(t, "--port", port, "--count", "1", "--timeout", "20s")
 	long := strings.Repeat("y", 2_500_000)
 	start := time.Now()
-	r := mcl_(context.Background(), `"`+long+`"`, "pub", "--port", port, "--topic", "big", "--rate", "20M")
+	r := mcl_(context.Background(), `"`+long+`"`, "pub", "--port", port, "--topic", "big", "--pace", "20M")
 	took := time.Since(start)
 	if r.code != 0 {
 		t.Fatalf("pub: %+v", r)
 	}
 	// 41 gaps of 60 KB at 20 MB/s: 123 ms.
 	if min := 41 * 60_000 * time.Second / 20_000_000; took < min {
-		t.Errorf("pub --rate 20M sent 2.5 MB in %v, under %v", took, min)
+		t.Errorf("pub --pace 20M sent 2.5 MB in %v, under %v", took, min)
 	}
 	s := wait(t, done)
 	if s.code != 0 || !strings.Contains(s.stdout, long) {

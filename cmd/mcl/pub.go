@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,9 +28,10 @@ func newPubCmd() *cobra.Command {
 		count    int
 		interval time.Duration
 		rate     string
+		pace     string
 	)
 	c := &cobra.Command{
-		Use:   "pub --topic T [--payload JSON [--count N]]",
+		Use:   "pub --topic T [--payload JSON [--count N]] [--rate HZ]",
 		Short: "Publish JSON values as msgpack messages",
 		Long: `pub publishes messages on a topic. Without --payload it reads JSON values from
 standard input, one per line (lines of any length; blank lines are skipped), and
@@ -38,15 +40,24 @@ did: objects as maps in key order, strings as str, integers as ints, other
 numbers as float64. A line that is not JSON stops pub with an error naming it.
 At exit pub writes its counters to standard error, one "name value" a line.
 
+--rate HZ publishes HZ messages a second (as ros2 topic pub -r): with
+--payload, that one until Ctrl-C, or --count times; from standard input, a
+line at most every 1/HZ seconds. Messages keep to a fixed schedule that does
+not drift; a message that is late (a slow send, a line slow to come) goes
+out at once and the next keeps its own time. --interval D keeps the same
+schedule, D apart (with --payload, --count times: once by default).
+
 A message over 60000 bytes goes out as fragments of 60000 bytes, back to back,
 and a receiver's socket buffer must hold them all: a 50 MB message is 834
 datagrams, which the default 4 MiB buffer (mcl sub --rcvbuf, capped by the
 kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
---rate spreads the datagrams out to a byte rate the receivers keep up with.`,
+--pace spreads the datagrams out to a byte rate the receivers keep up with.
+(--rate was that byte rate before; a byte rate given to --rate is refused.)`,
 		Example: `  echo '{"lat": -33.89, "lon": 151.19}' | mcl pub --topic gps
+  mcl pub --topic hello --payload '"world"' --rate 10
   mcl pub --topic hello --payload '"world"' --count 10 --interval 100ms
   mcl pub --group 239.192.0.1 --port 26001 --topic can --payload '[1, 2, 3]'
-  mcl pub --topic map --rate 20M < big-messages.jsonl`,
+  mcl pub --topic map --pace 20M < big-messages.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if !cmd.Flags().Changed("topic") {
@@ -62,13 +73,24 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 			if err != nil {
 				return err
 			}
+			period := max(interval, 0)
 			if cmd.Flags().Changed("rate") {
-				r, err := parseRate(rate)
+				if cmd.Flags().Changed("interval") {
+					return usagef("--rate and --interval both set the time between messages: give one")
+				}
+				hz, err := parseHz(rate)
 				if err != nil {
-					return usagef("--rate %s: %v", rate, err)
+					return usage(err)
+				}
+				period = time.Duration(float64(time.Second) / hz)
+			}
+			if cmd.Flags().Changed("pace") {
+				r, err := parsePace(pace)
+				if err != nil {
+					return usagef("--pace %s: %v", pace, err)
 				}
 				if r < mcl.MinPace {
-					return usagef("--rate %s: at least %dM: slower, the fragments of a message come so far apart that receivers drop it", rate, mcl.MinPace/1_000_000)
+					return usagef("--pace %s: at least %dM: slower, the fragments of a message come so far apart that receivers drop it", pace, mcl.MinPace/1_000_000)
 				}
 				opts = append(opts, mcl.Pace(r))
 			}
@@ -84,20 +106,13 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 				if cerr := p.Close(); cerr != nil && err == nil {
 					err = cerr // a batched send that failed after its Publish
 				}
-				printCounters(cmd.ErrOrStderr(), p.Stats().Counters())
+				printCountersIn(cmd.ErrOrStderr(), newPalette(cmd.ErrOrStderr()), p.Stats().Counters())
 			}()
-			ctx := cmd.Context()
-			var wait <-chan time.Time
+			s := newSchedule(cmd.Context(), period)
+			defer s.stop()
 			publish := func(b []byte) error {
-				if wait != nil {
-					select {
-					case <-wait:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
-				if interval > 0 {
-					wait = time.After(interval)
+				if !s.wait() {
+					return errStopped
 				}
 				return p.PublishRaw(topic, b)
 			}
@@ -106,29 +121,105 @@ kernel's net.core.rmem_max) cannot, and one fragment dropped loses the message.
 				if err != nil {
 					return usagef("--payload: %v", err)
 				}
-				for i := 0; i < count; i++ {
+				// --rate alone repeats until Ctrl-C, as ros2 topic pub -r does.
+				forever := cmd.Flags().Changed("rate") && !cmd.Flags().Changed("count")
+				for i := 0; forever || i < count; i++ {
 					if err := publish(b); err != nil {
-						return err
+						return ignoreStopped(err)
 					}
 				}
 				return nil
 			}
-			return publishLines(cmd.InOrStdin(), publish)
+			return ignoreStopped(publishLines(cmd.InOrStdin(), publish))
 		},
 	}
 	g.register(c, false)
 	f := c.Flags()
 	f.StringVarP(&topic, "topic", "t", "", "topic to publish on (required), e.g. gps")
 	f.StringVar(&payload, "payload", "", `one JSON value to publish instead of reading standard input, e.g. '{"speed": 3.2}'`)
-	f.IntVar(&count, "count", 1, "with --payload: how many times to publish it")
-	f.DurationVar(&interval, "interval", 0, "pause between messages, e.g. 100ms (default: none)")
-	f.StringVar(&rate, "rate", "", "send at most this many bytes per second, fragments spread out, e.g. 20M (k, M, G: 1000s; at least 1M; default: no limit)")
+	f.IntVar(&count, "count", 1, "with --payload: how many times to publish it (with --rate: default until Ctrl-C)")
+	f.DurationVar(&interval, "interval", 0, "time between messages, e.g. 100ms (default: none)")
+	f.StringVarP(&rate, "rate", "r", "", "messages per second, e.g. 10 or 0.5; with --payload and no --count, until Ctrl-C (default: as fast as they come)")
+	f.StringVar(&pace, "pace", "", "send at most this many bytes per second, fragments spread out, e.g. 20M or 20MB/s (k, M, G: 1000s; at least 1M; default: no limit)")
 	return c
 }
 
-// parseRate reads a byte rate: a number, then k, M or G for thousands,
-// millions or billions.
-func parseRate(s string) (int, error) {
+// errStopped ends publishing when the command's context is done (Ctrl-C).
+var errStopped = errors.New("stopped")
+
+// ignoreStopped returns err, or nil for errStopped: Ctrl-C is how pub
+// --rate ends, and ends pub as the end of its input does.
+func ignoreStopped(err error) error {
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+// schedule times messages period apart on a time.Ticker's schedule: the
+// n-th message no earlier than n periods after the first, so the rate
+// never drifts below what was asked, however long each send takes. A
+// message that is late goes out at once and the next keeps its own time;
+// slots missed while the sender stalled are dropped, not made up in a burst.
+type schedule struct {
+	ctx    context.Context
+	period time.Duration // 0: no waiting
+	t      *time.Ticker  // from the first message
+}
+
+func newSchedule(ctx context.Context, period time.Duration) *schedule {
+	return &schedule{ctx: ctx, period: period}
+}
+
+// wait blocks until the next message's time, and returns false if ctx is
+// done first.
+func (s *schedule) wait() bool {
+	switch {
+	case s.ctx.Err() != nil:
+		return false
+	case s.period <= 0:
+		return true
+	case s.t == nil:
+		s.t = time.NewTicker(s.period)
+		return true
+	}
+	select {
+	case <-s.t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+func (s *schedule) stop() {
+	if s.t != nil {
+		s.t.Stop()
+	}
+}
+
+// maxHz bounds --rate: from a million up, a number is the byte rate that
+// --rate took before --pace.
+const maxHz = 1e6
+
+// parseHz reads --rate, messages per second. What --rate took before
+// --pace, a byte rate (20M, 1.5G, or a number of a million or more), is
+// refused with a pointer to --pace, never read as a message rate. Errors:
+// the message of a usage error.
+func parseHz(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err == nil && v > 0 && v < maxHz {
+		return v, nil
+	}
+	if _, perr := parsePace(s); perr == nil {
+		return 0, fmt.Errorf("--rate %s: --rate is messages per second (below %.0f), as in ros2 topic pub -r; for %s bytes per second use --pace %s", s, maxHz, s, s)
+	}
+	return 0, fmt.Errorf("--rate %s: not a rate in messages per second, such as 10 or 0.5", s)
+}
+
+// parsePace reads a byte rate: a number, then k, M or G for thousands,
+// millions or billions, then optionally B or B/s (20M, 20MB, 20MB/s).
+func parsePace(s string) (int, error) {
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "/s"), "B")
 	mult := 1.0
 	switch {
 	case strings.HasSuffix(s, "k"):
@@ -143,8 +234,8 @@ func parseRate(s string) (int, error) {
 		num = s[:len(s)-1]
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v <= 0 || math.IsInf(v, 0) || v*mult > 1e12 {
-		return 0, errors.New("not a rate in bytes per second, such as 500k, 20M or 1.5G")
+	if err != nil || !(v > 0) || math.IsInf(v, 0) || v*mult > 1e12 { // !(v > 0): NaN too
+		return 0, errors.New("not a rate in bytes per second, such as 500k, 20M or 1.5GB/s")
 	}
 	return int(v * mult), nil
 }

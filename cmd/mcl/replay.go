@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -30,15 +31,21 @@ func newReplayCmd() *cobra.Command {
 byte, on the schedule their receive times give, scaled by --speed (0: as fast
 as possible). Each message goes to the group it was recorded on unless
 --group or --port say otherwise. The schedule is anchored at the start: a
-message that is late (the machine was busy, or replay was paused) goes out
-at once and the rest keep their times, so replay never drifts behind.
---start and --end are offsets from the first message, e.g. --start 1m
---end 2m30s. Before the first message to a group, replay writes to standard
-error where it sends (group, port, interface, framing): replaying a vehicle's
-log onto a live vehicle's network is a hazard. --dry-run sends nothing and
-prints, at once, a JSON line per message it would send. At the end replay
-writes to standard error how many messages it sent and how late the latest
-was.`,
+message that is late (the machine was busy) goes out at once and the rest
+keep their times, so replay never drifts behind. --start and --end are
+offsets from the first message, e.g. --start 1m --end 2m30s. Before the
+first message to a group, replay writes to standard error where it sends
+(group, port, interface, framing): replaying a vehicle's log onto a live
+vehicle's network is a hazard. --dry-run sends nothing and prints, at once,
+a JSON line per message it would send. At the end replay writes to standard
+error how many messages it sent and how late the latest was.
+
+When standard input and standard error are a terminal, replay shows a
+status line (position, messages sent of the total, rate) and reads keys:
+  space        pause, or resume: the clock stops while paused, and the
+               messages after resuming keep their spacing, not sent in a burst
+  n, ., right  send the next message alone, and stay paused
+  q, Ctrl-C    stop, as at the end`,
 		Example: `  mcl replay logs/*.mcap
   mcl replay trial.mcap --speed 2 --topic gps
   mcl replay trial.mcap --group 239.192.0.1 --port 26001 --loop --start 30s --end 1m`,
@@ -50,7 +57,7 @@ was.`,
 			if err := checkTopics(topics); err != nil {
 				return err
 			}
-			first, _, err := recording.Span(files)
+			first, last, err := recording.Span(files)
 			if err != nil {
 				return err
 			}
@@ -65,6 +72,10 @@ was.`,
 				return err
 			}
 			override := cmd.Flags().Changed("group") || cmd.Flags().Changed("port")
+			// Where replay says where it sends: standard error, or above
+			// the status line on a terminal.
+			notes := cmd.ErrOrStderr()
+			warn := newPalette(notes).warn
 			pubs := map[netip.AddrPort]*mcl.Publisher{}
 			defer func() {
 				for _, p := range pubs {
@@ -97,15 +108,36 @@ was.`,
 				}
 				// Replaying a vehicle's log onto a live vehicle's network
 				// is a hazard: say where it goes before it goes.
-				fmt.Fprintf(cmd.ErrOrStderr(), "replay: sending to %s, %s framing\n", describeConn(conn), g.framing)
+				fmt.Fprintln(notes, warn("replay: sending to "+describeConn(conn)+", "+g.framing+" framing"))
 				pubs[key] = p
 				return p, nil
 			}
 			if dryRun {
 				return dryReplay(cmd, files, opts, g, override)
 			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			var con *replayConsole
+			restore, raw := rawTerminal(cmd.InOrStdin(), cmd.ErrOrStderr())
+			if raw {
+				// Restored on every way out: the normal one below, an
+				// error, a panic. Ctrl-C is a key in raw mode, read as q.
+				defer restore()
+				ctl := make(chan recording.ReplayControl)
+				opts.Control = ctl
+				from, to := first.Add(start), last
+				if end > 0 && first.Add(end).Before(to) {
+					to = first.Add(end)
+				}
+				con = startReplayConsole(ctx, cancel, cmd.InOrStdin(), cmd.ErrOrStderr(), ctl, from, to.Sub(from), files, opts.Filter)
+				notes = con
+				defer con.stop()
+			}
 			skipped := 0
-			st, err := recording.Replay(cmd.Context(), files, opts, func(rec recording.Record) error {
+			st, err := recording.Replay(ctx, files, opts, func(rec recording.Record) error {
+				if con != nil {
+					con.sent(rec)
+				}
 				if rec.Encoding != "msgpack" {
 					skipped++
 					return nil
@@ -116,6 +148,10 @@ was.`,
 				}
 				return p.PublishRaw(rec.Topic, rec.Payload)
 			})
+			if con != nil {
+				con.stop()
+				restore()
+			}
 			w := cmd.ErrOrStderr()
 			fmt.Fprintf(w, "replayed %d messages; %d more than 1ms late, the latest by %s\n", st.Messages-uint64(skipped), st.Late, st.MaxLate)
 			if skipped > 0 {

@@ -109,8 +109,9 @@ exits 1 when --timeout ends it before --count messages arrived.`,
 			}
 			s.Close()
 			if !quiet {
-				printCounters(cmd.ErrOrStderr(), s.Stats().Counters())
-				printSenders(cmd.ErrOrStderr(), s.Senders())
+				pal := newPalette(cmd.ErrOrStderr())
+				printCountersIn(cmd.ErrOrStderr(), pal, s.Stats().Counters())
+				printSenders(cmd.ErrOrStderr(), pal, s.Senders())
 			}
 			if count > 0 && got < count && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return &exitError{1, fmt.Errorf("timeout after %s: received %d of %d messages", timeout, got, count)}
@@ -160,10 +161,11 @@ func appendLine(b, topic []byte, m *mcl.Message, meta bool, fields []fieldPath) 
 }
 
 // printSenders writes a line per mcl/2 sender heard: its id, where it
-// sent from, and what became of its datagrams.
-func printSenders(w io.Writer, ss []mcl.SenderStats) {
+// sent from, and what became of its datagrams, losses in red on pal.
+func printSenders(w io.Writer, pal palette, ss []mcl.SenderStats) {
 	for _, x := range ss {
-		fmt.Fprintf(w, "sender %016x from %s datagrams %d lost %d reordered %d repeated %d late %d jumps %d\n",
-			x.ID, x.Addr, x.Datagrams, x.Lost, x.Reordered, x.Repeated, x.Late, x.Jumps)
+		fmt.Fprintf(w, "sender %016x from %s datagrams %d %s reordered %d repeated %d %s jumps %d\n",
+			x.ID, x.Addr, x.Datagrams, pal.loss(fmt.Sprintf("lost %d", x.Lost), x.Lost),
+			x.Reordered, x.Repeated, pal.loss(fmt.Sprintf("late %d", x.Late), x.Late), x.Jumps)
 	}
 }

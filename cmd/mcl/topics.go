@@ -94,7 +94,7 @@ with Go escapes, so that no topic can move the cursor or change colors.`,
 			out := cmd.OutOrStdout()
 			v := topicsView{
 				where: conn.String(), sortBy: sortBy, census: cen, sub: s,
-				table: !asJSON && writesTerminal(out),
+				table: !asJSON && writesTerminal(out), pal: newPalette(out),
 			}
 			ctx := cmd.Context()
 			if once {
@@ -146,6 +146,7 @@ type topicsView struct {
 	sub    *mcl.Subscriber
 	table  bool // a table rather than JSON
 	clear  bool // redraw the table in place
+	pal    palette
 }
 
 // topicsFooter is what the Subscriber counts beside the census.
@@ -183,7 +184,7 @@ func (v *topicsView) print(out io.Writer, now time.Time) error {
 		if v.clear {
 			buf.WriteString("\x1b[H\x1b[2J") // cursor home, clear the screen
 		}
-		renderTopicsTable(&buf, v.where, now, ts, senders, foot, v.census.Limit())
+		renderTopicsTable(&buf, v.pal, v.where, now, ts, senders, foot, v.census.Limit())
 		b = buf.Bytes()
 	} else {
 		var err error
@@ -226,12 +227,17 @@ func topicsJSON(now time.Time, ts []census.TopicStats, senders map[netip.AddrPor
 const maxTopicWidth = 48
 
 // renderTopicsTable writes a snapshot as a table, each topic through
-// safeTopic: nothing from the network reaches the terminal unescaped.
-func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.TopicStats, senders map[netip.AddrPort]census.Loss, foot topicsFooter, limit int) {
+// safeTopic: nothing from the network reaches the terminal unescaped. On
+// pal the header is bold and losses that are not zero red.
+func renderTopicsTable(w io.Writer, pal palette, where string, now time.Time, ts []census.TopicStats, senders map[netip.AddrPort]census.Loss, foot topicsFooter, limit int) {
 	fmt.Fprintf(w, "mcl topics on %s  %s  %d topics\n\n", where, now.Format("15:04:05"), len(ts))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// The table is coloured once laid out: tabwriter would count the
+	// colours' escape sequences as width.
+	var table bytes.Buffer
+	lossy := make([]string, len(ts)) // each row's mcl/2 cell when it counts a loss
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tMSGS\tRATE\tPERIOD MIN/MAX\tJITTER\tBANDWIDTH\tSIZE MIN/MEAN/MAX\tSENDERS\tMCL2 LOST/REORD/REP\t")
-	for _, s := range ts {
+	for i, s := range ts {
 		count := strconv.Itoa(s.Senders)
 		if s.SendersMore {
 			count += "+"
@@ -239,6 +245,9 @@ func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.Top
 		mcl2 := "-"
 		if l := s.SendersLoss(senders); l != nil {
 			mcl2 = fmt.Sprintf("%d/%d/%d", l.Lost, l.Reordered, l.Repeated)
+			if l.Lost > 0 {
+				lossy[i] = mcl2
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/%s\t%s\t%s\t%d/%.0f/%d\t%s\t%s\t\n",
 			safeTopic(s.Topic, maxTopicWidth), s.Messages, fmtRate(s.Rate),
@@ -246,8 +255,24 @@ func renderTopicsTable(w io.Writer, where string, now time.Time, ts []census.Top
 			fmtBandwidth(s.Bandwidth), s.SizeMin, s.SizeMean, s.SizeMax, count, mcl2)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nundecodable datagrams %d  refused %d (messages of new topics past %d)  mcl/2 lost %d reordered %d repeated %d  dropped %d\n",
-		foot.Undecodable, foot.Refused, limit, foot.Lost, foot.Reordered, foot.Repeated, foot.Dropped)
+	if !pal.on {
+		w.Write(table.Bytes())
+	} else {
+		for i, line := range strings.SplitAfter(table.String(), "\n") {
+			switch {
+			case i == 0:
+				line = pal.bold(strings.TrimSuffix(line, "\n")) + "\n"
+			case i <= len(lossy) && lossy[i-1] != "":
+				// The mcl/2 cell is the row's last.
+				j := strings.LastIndex(line, lossy[i-1])
+				line = line[:j] + pal.red(lossy[i-1]) + line[j+len(lossy[i-1]):]
+			}
+			io.WriteString(w, line)
+		}
+	}
+	n := func(name string, v uint64) string { return pal.loss(fmt.Sprintf("%s %d", name, v), v) }
+	fmt.Fprintf(w, "\n%s  %s (messages of new topics past %d)  mcl/2 %s reordered %d repeated %d  %s\n",
+		n("undecodable datagrams", foot.Undecodable), n("refused", foot.Refused), limit, n("lost", foot.Lost), foot.Reordered, foot.Repeated, n("dropped", foot.Dropped))
 }
 
 // safeTopic returns t as is when it is printable UTF-8 text, else quoted

@@ -221,7 +221,7 @@ func TestTopicsTableSafe(t *testing.T) {
 	ts := c.Snapshot(now)
 	sortTopics(ts, "name")
 	var b bytes.Buffer
-	renderTopicsTable(&b, "[ff15::1]:26000", now, ts, nil, topicsFooter{Undecodable: 3, Lost: 4}, c.Limit())
+	renderTopicsTable(&b, palette{}, "[ff15::1]:26000", now, ts, nil, topicsFooter{Undecodable: 3, Lost: 4}, c.Limit())
 	out := b.String()
 	for i, r := range out {
 		if (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' || r == '\ufffd' {
