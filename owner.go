@@ -85,6 +85,7 @@ type feedCounters struct {
 
 // feedKey says which Subscribers can share a socket.
 type feedKey struct {
+	netns      uint64 // where the socket belongs (netNamespace)
 	group      netip.AddrPort
 	ifindex    int
 	readBuffer int
@@ -116,7 +117,7 @@ var feeds = struct {
 // there is none. Errors: those of opening the socket (sock.Listen).
 func join(s *Subscriber, limits wire.Limits) (*feed, error) {
 	c := s.conn
-	key := feedKey{group: c.group, readBuffer: c.readBuffer, limits: limits}
+	key := feedKey{netns: netNamespace(), group: c.group, readBuffer: c.readBuffer, limits: limits}
 	if c.ifi != nil {
 		key.ifindex = c.ifi.Index
 	}
