@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -33,20 +35,23 @@ type Bridge struct {
 	conn   *mcl.Connection
 	nc     *nats.Conn
 	pub    *mcl.Publisher
-	hellos *mcl.Subscriber // HelloTopic
-	data   *mcl.Subscriber // the forwarded topics; nil for FromNATS
+	hellos *mcl.Subscriber // HelloTopic, for FromNATS; else data reads it
+	data   *mcl.Subscriber // the forwarded topics and HelloTopic; nil for FromNATS
 	filter *topic.Filter
 	peers  *peers
 	joiner *joiner
+	out    toNATS // readGroup's
 	msgSeq atomic.Uint64
 	jsSeq  atomic.Uint64 // Nats-Msg-Id sequence
 
 	js       jetstream.JetStream // nil without Stream
-	consumer jetstream.Consumer  // nil unless Stream and from NATS
+	consumer jetstream.Consumer  // nil unless Stream and from NATS; set under roleMu
 
-	settled atomic.Bool
-	active  atomic.Bool
-	npeers  atomic.Int64
+	roleMu      sync.Mutex // serialises updateRole
+	settled     atomic.Bool
+	active      atomic.Bool
+	activeSince atomic.Pointer[time.Time] // set before active first is
+	npeers      atomic.Int64
 
 	mu        sync.Mutex // guards below
 	running   bool
@@ -101,20 +106,32 @@ func New(conn *mcl.Connection, natsURLs string, opts ...Option) (*Bridge, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadOption, err)
 	}
+	for _, subj := range subjectsFor(cfg.prefix, cfg.topics) {
+		if len(subj) > maxSubject {
+			return nil, fmt.Errorf("%w: subject %.40q... is %d bytes long: NATS takes at most %d; use a shorter prefix or topic pattern", ErrBadOption, subj, len(subj), maxSubject)
+		}
+	}
 	var idb [8]byte
 	rand.Read(idb[:])
 	sorted := slices.Clone(cfg.topics)
 	slices.Sort(sorted)
+	id := hex.EncodeToString(idb[:])
 	b := &Bridge{
-		id:     hex.EncodeToString(idb[:]),
+		id:     id,
 		key:    cfg.prefix + " " + cfg.dir.String() + " " + strings.Join(sorted, " "),
 		cfg:    cfg,
 		conn:   conn,
 		filter: filter,
 		joiner: newJoiner(cfg.bufBytes, 10*time.Second),
-		done:   make(chan struct{}),
-		ran:    make(chan struct{}),
-		ready:  make(chan struct{}),
+		out: toNATS{
+			topics:  make(map[string]topicInfo),
+			senders: make(map[netip.AddrPort][]string),
+			origin:  []string{id},
+			hdr:     make(nats.Header, 4),
+		},
+		done:  make(chan struct{}),
+		ran:   make(chan struct{}),
+		ready: make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -126,18 +143,22 @@ func New(conn *mcl.Connection, natsURLs string, opts ...Option) (*Bridge, error)
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	b.peers = newPeers(b.id, b.pub.LocalAddr())
-	b.hellos, err = mcl.Subscribe(conn, b.onHello, append(slices.Clone(cfg.subOpts), mcl.Topics(HelloTopic))...)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: %w", err)
-	}
+	// One Subscriber reads the group: the forwarded topics and the hellos.
+	// Alone on its socket, it reads on readGroup's goroutine, with no
+	// hand-off. (Two Subscribers share the socket through mcl's reading
+	// goroutine, whose hand-off let the kernel drop datagrams at rates a
+	// single reader sustains: docs/bridge.md, Benchmark.)
 	if cfg.dir.toNATS() {
 		so := append(slices.Clone(cfg.subOpts), mcl.QueueLimits(cfg.bufMsgs, cfg.bufBytes))
 		if len(cfg.topics) > 0 {
-			so = append(so, mcl.Topics(cfg.topics...))
+			so = append(so, mcl.Topics(append(slices.Clone(cfg.topics), HelloTopic)...))
 		}
-		if b.data, err = mcl.SubscribeSync(conn, so...); err != nil {
-			return nil, fmt.Errorf("bridge: %w", err)
-		}
+		b.data, err = mcl.SubscribeSync(conn, so...)
+	} else {
+		b.hellos, err = mcl.Subscribe(conn, b.onHello, append(slices.Clone(cfg.subOpts), mcl.Topics(HelloTopic))...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	nopts := []nats.Option{
 		nats.Name(cfg.name),
@@ -202,8 +223,9 @@ func (b *Bridge) ID() string { return b.id }
 func (b *Bridge) Active() bool { return b.active.Load() }
 
 // Ready returns a channel closed once Run has heard the group's other
-// bridges and subscribed on NATS: messages published from then on are
-// forwarded.
+// bridges and, if it is the active one, subscribed on NATS: messages
+// published from then on are forwarded (those the group carried before are
+// counted Stats.Standby).
 func (b *Bridge) Ready() <-chan struct{} { return b.ready }
 
 // Run forwards messages until ctx is done or Close is called, then returns
@@ -234,6 +256,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}()
 
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	if b.data != nil {
+		// From now on: it reads the hellos too.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.readGroup(ctx)
+		}()
+	}
 	b.announce(false)
 	// Wait for the bridges of the group to answer before forwarding, so
 	// that what they republish is recognised as theirs.
@@ -255,24 +290,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}
 	b.settled.Store(true)
-	b.updateRole()
-
-	var wg sync.WaitGroup
-	if b.data != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.readGroup(ctx)
-		}()
-	}
-	if b.consumer != nil {
-		b.consume(b.active.Load())
-	} else if b.cfg.dir.fromNATS() {
-		if err := b.subscribeNATS(); err != nil {
-			cancel()
-			wg.Wait()
-			return err
-		}
+	if err := b.updateRole(); err != nil {
+		return err
 	}
 	if b.nc.IsConnected() {
 		b.nc.FlushTimeout(time.Second) // the server has the subscriptions
@@ -283,28 +302,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			b.mu.Lock()
-			for _, s := range b.natsSubs {
-				if n, err := s.Dropped(); err == nil {
-					b.c.slowGone.Add(uint64(n))
-				}
-				s.Unsubscribe()
-			}
-			b.natsSubs = nil
-			b.mu.Unlock()
-			if b.consumer != nil {
-				b.consume(false)
-			}
-			b.active.Store(false)
+			b.settled.Store(false) // no hello makes it active again
+			b.updateRole()
 			b.announce(true)
-			wg.Wait()
 			return nil
 		case <-t.C:
 			b.announce(false)
-			b.updateRole()
-			if b.consumer != nil {
-				b.consume(b.active.Load())
-			}
+			b.updateRole() // and retries what failed to subscribe
 		}
 	}
 }
@@ -312,17 +316,72 @@ func (b *Bridge) Run(ctx context.Context) error {
 // live is how long a silent bridge still counts as present.
 func (b *Bridge) live() time.Duration { return 3*b.cfg.announce + b.cfg.announce/2 }
 
-func (b *Bridge) updateRole() {
+// updateRole works out whether the bridge is the active one of its
+// group, and makes its NATS side follow (see follow). It returns the
+// error of subscribing on NATS, which it also logs.
+func (b *Bridge) updateRole() error {
+	b.roleMu.Lock()
+	defer b.roleMu.Unlock()
 	lead, n := b.peers.leads(b.key, time.Now(), b.live())
 	b.npeers.Store(int64(n))
 	now := b.settled.Load() && lead
-	if b.active.Swap(now) != now {
+	if b.active.Load() != now {
 		if now {
+			t := time.Now()
+			b.activeSince.Store(&t) // before active: readGroup reads them in turn
 			b.cfg.logger.Info("bridge: active", "id", b.id, "peers", n)
 		} else {
 			b.cfg.logger.Info("bridge: standby, a bridge with a lower id forwards", "id", b.id, "peers", n)
 		}
+		b.active.Store(now)
 	}
+	err := b.follow(now)
+	if err != nil {
+		b.cfg.logger.Warn("bridge: subscribing on NATS; retrying", "err", err)
+	}
+	return err
+}
+
+// follow takes messages from NATS while the bridge is active, and only
+// then: a standby bridge that took them too would, when it takes over,
+// republish those it had not yet handled, which the active one had.
+func (b *Bridge) follow(active bool) error {
+	if b.consumer != nil {
+		b.consume(active)
+		return nil
+	}
+	if !b.cfg.dir.fromNATS() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if active == (b.natsSubs != nil) {
+		return nil
+	}
+	if !active {
+		for _, s := range b.natsSubs {
+			if n, err := s.Dropped(); err == nil {
+				b.c.slowGone.Add(uint64(n))
+			}
+			s.Unsubscribe()
+		}
+		b.natsSubs = nil
+		return nil
+	}
+	var subs []*nats.Subscription
+	for _, s := range subjectsFor(b.cfg.prefix, b.cfg.topics) {
+		sub, err := b.nc.Subscribe(s, b.fromNATS)
+		if err != nil {
+			for _, x := range subs {
+				x.Unsubscribe()
+			}
+			return fmt.Errorf("bridge: subscribe to %s: %w", s, err)
+		}
+		sub.SetPendingLimits(b.cfg.bufMsgs, b.cfg.bufBytes)
+		subs = append(subs, sub)
+	}
+	b.natsSubs = subs
+	return nil
 }
 
 func (b *Bridge) announce(bye bool) {
@@ -346,7 +405,8 @@ func (b *Bridge) onHello(m *mcl.Message) {
 	b.updateRole()
 }
 
-// readGroup forwards the group's messages to NATS.
+// readGroup handles the group's hellos and forwards its other messages to
+// NATS, once the bridge is active (before it settled, it is not).
 func (b *Bridge) readGroup(ctx context.Context) {
 	for {
 		m, err := b.data.Next(ctx)
@@ -354,13 +414,16 @@ func (b *Bridge) readGroup(ctx context.Context) {
 			return
 		}
 		if m.Topic == HelloTopic {
+			b.onHello(m)
 			continue
 		}
 		if b.peers.isBridgeAddr(m.Sender) {
 			b.c.loops.Add(1) // republished from NATS by a bridge: not again
 			continue
 		}
-		if !b.active.Load() {
+		// Received before the bridge became active: the active bridge
+		// of then forwarded it, or had stopped.
+		if !b.active.Load() || m.Received.Before(*b.activeSince.Load()) {
 			b.c.standby.Add(1)
 			continue
 		}
@@ -392,16 +455,75 @@ func headerSize(h nats.Header) int {
 	return n
 }
 
-func (b *Bridge) forward(m *mcl.Message) {
-	h := nats.Header{}
-	if topicSafe(m.Topic) {
-		h.Set(HeaderTopic, m.Topic)
-	} else {
-		h.Set(HeaderTopicB64, base64.StdEncoding.EncodeToString([]byte(m.Topic)))
+// toNATS is what readGroup keeps to forward messages without allocating:
+// the subject and topic header of recent topics, the sender header of
+// recent senders, and, on core NATS (which copies a message as it is
+// published), one header and message used again and again.
+type toNATS struct {
+	topics  map[string]topicInfo
+	senders map[netip.AddrPort][]string
+	origin  []string
+	hdr     nats.Header
+	msg     nats.Msg
+}
+
+type topicInfo struct {
+	subject string
+	key     string   // HeaderTopic, or HeaderTopicB64 for a topic not safe in a header
+	value   []string // the header's value
+	tooLong bool     // the subject is longer than maxSubject: not forwarded
+}
+
+// maxCached bounds the topics and the senders toNATS remembers; past it,
+// forward works them out for each message.
+const maxCached = 1024
+
+func (b *Bridge) topicInfo(topic string) topicInfo {
+	if t, ok := b.out.topics[topic]; ok {
+		return t
 	}
-	h.Set(HeaderOrigin, b.id)
-	h.Set(HeaderSender, m.Sender.String())
-	subj := Subject(b.cfg.prefix, m.Topic)
+	t := topicInfo{subject: Subject(b.cfg.prefix, topic), key: HeaderTopic, value: []string{topic}}
+	t.tooLong = len(t.subject) > maxSubject
+	if !topicSafe(topic) {
+		t.key, t.value = HeaderTopicB64, []string{base64.StdEncoding.EncodeToString([]byte(topic))}
+	}
+	if len(b.out.topics) < maxCached {
+		b.out.topics[topic] = t
+	}
+	return t
+}
+
+func (b *Bridge) senderHeader(a netip.AddrPort) []string {
+	if v, ok := b.out.senders[a]; ok {
+		return v
+	}
+	v := []string{a.String()}
+	if len(b.out.senders) < maxCached {
+		b.out.senders[a] = v
+	}
+	return v
+}
+
+// forward publishes a group message on NATS, in parts if it is larger
+// than the server's max_payload. Only readGroup calls it.
+func (b *Bridge) forward(m *mcl.Message) {
+	t := b.topicInfo(m.Topic)
+	if t.tooLong {
+		b.c.dropNATS.Add(1)
+		return
+	}
+	h, out, data := b.out.hdr, &b.out.msg, m.Payload
+	if b.js != nil {
+		// Kept until the stream acknowledges it, and published again
+		// if no server answered: its own header, and a copy of the
+		// payload, which is valid only until the next message.
+		h, out, data = make(nats.Header, 4), &nats.Msg{}, bytes.Clone(m.Payload)
+	} else {
+		clear(h)
+	}
+	h[t.key] = t.value
+	h[HeaderOrigin] = b.out.origin
+	h[HeaderSender] = b.senderHeader(m.Sender)
 	max := int(b.nc.MaxPayload())
 	if max <= 0 {
 		max = 1 << 20 // not connected yet: the server's default
@@ -409,14 +531,15 @@ func (b *Bridge) forward(m *mcl.Message) {
 	if b.js != nil {
 		max -= len(nats.MsgIdHdr) + len(": \r\n") + len(b.id) + 21 // Nats-Msg-Id
 	}
-	if headerSize(h)+len(m.Payload) <= max {
-		if err := b.publish(&nats.Msg{Subject: subj, Header: h, Data: m.Payload}); err != nil {
+	if headerSize(h)+len(data) <= max {
+		*out = nats.Msg{Subject: t.subject, Header: h, Data: data}
+		if err := b.publish(out); err != nil {
 			b.c.dropNATS.Add(1)
 			return
 		}
 		if b.js == nil { // else counted when the stream acknowledges it
 			b.c.toNATS.Add(1)
-			b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+			b.c.toNATSBytes.Add(uint64(len(data)))
 		}
 		return
 	}
@@ -426,7 +549,7 @@ func (b *Bridge) forward(m *mcl.Message) {
 		b.c.dropNATS.Add(1)
 		return
 	}
-	n := (len(m.Payload) + room - 1) / room
+	n := (len(data) + room - 1) / room
 	if n > maxParts {
 		b.c.dropNATS.Add(1)
 		return
@@ -438,8 +561,8 @@ func (b *Bridge) forward(m *mcl.Message) {
 			ph[k] = v
 		}
 		ph.Set(HeaderPart, strconv.Itoa(i+1)+"/"+strconv.Itoa(n))
-		piece := m.Payload[i*room : min((i+1)*room, len(m.Payload))]
-		if err := b.publish(&nats.Msg{Subject: subj, Header: ph, Data: piece}); err != nil {
+		piece := data[i*room : min((i+1)*room, len(data))]
+		if err := b.publish(&nats.Msg{Subject: t.subject, Header: ph, Data: piece}); err != nil {
 			b.c.dropNATS.Add(1)
 			return
 		}
@@ -448,26 +571,8 @@ func (b *Bridge) forward(m *mcl.Message) {
 	b.c.split.Add(1)
 	if b.js == nil {
 		b.c.toNATS.Add(1)
-		b.c.toNATSBytes.Add(uint64(len(m.Payload)))
+		b.c.toNATSBytes.Add(uint64(len(data)))
 	}
-}
-
-func (b *Bridge) subscribeNATS() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, s := range subjectsFor(b.cfg.prefix, b.cfg.topics) {
-		sub, err := b.nc.Subscribe(s, b.fromNATS)
-		if err != nil {
-			for _, x := range b.natsSubs {
-				x.Unsubscribe()
-			}
-			b.natsSubs = nil
-			return fmt.Errorf("bridge: subscribe to %s: %w", s, err)
-		}
-		sub.SetPendingLimits(b.cfg.bufMsgs, b.cfg.bufBytes)
-		b.natsSubs = append(b.natsSubs, sub)
-	}
-	return nil
 }
 
 // fromNATS republishes a NATS message on the group.

@@ -127,8 +127,14 @@ func (b *Bridge) trySetupStream(ctx context.Context) error {
 	} else {
 		cc.FilterSubjects = f
 	}
-	b.consumer, err = s.CreateOrUpdateConsumer(ctx, cc)
-	return err
+	c, err := s.CreateOrUpdateConsumer(ctx, cc)
+	if err != nil {
+		return err
+	}
+	b.roleMu.Lock() // follow reads it, from a hello perhaps
+	b.consumer = c
+	b.roleMu.Unlock()
+	return nil
 }
 
 // consume starts or stops consuming the stream as the bridge becomes

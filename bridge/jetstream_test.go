@@ -3,12 +3,16 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mcl-go/mcl"
+	"github.com/mcl-go/mcl/sandbox"
 )
 
 // jsServer starts an in-process NATS server with JetStream.
@@ -43,20 +47,24 @@ func inOrder(t testing.TB, what string, got, want []rec) {
 func TestStreamCatchUp(t *testing.T) {
 	srv := jsServer(t)
 	url := srv.ClientURL()
-	a, b := site(t, "239.192.35.1"), site(t, "239.192.35.2")
-	ba := start(t, a, url, Stream("MCL"), Durable("siteA"))
-	colB := collect(t, b)
-	pa := publisher(t, a)
+	a, b := newSite(t, "A", "239.192.35.1"), newSite(t, "B", "239.192.35.1")
+	ba := a.bridge(t, url, Stream("MCL"), Durable("siteA"))
+	colB := b.collect(t)
+	pa := a.publisher(t)
 
 	// B's bridge is not running.
 	missed := publishSet(t, pa, "missed", 200, []int{1 << 20})
-	deadline := time.Now().Add(10 * time.Second)
-	for ba.Stats().ToNATS < uint64(len(missed)) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	stored := func(n int) {
+		t.Helper()
+		var s Stats
+		eventually(t, func() bool { s = ba.Stats(); return s.ToNATS >= uint64(n) }, func() string {
+			return fmt.Sprintf("bridge A: stored %d of %d, dropped %d", s.ToNATS, n, s.Dropped)
+		})
+		if s.ToNATS != uint64(n) || s.Dropped != 0 {
+			t.Fatalf("bridge A: stored %d of %d, dropped %d", s.ToNATS, n, s.Dropped)
+		}
 	}
-	if s := ba.Stats(); s.ToNATS != uint64(len(missed)) || s.Dropped != 0 {
-		t.Fatalf("bridge A: stored %d of %d, dropped %d", s.ToNATS, len(missed), s.Dropped)
-	}
+	stored(len(missed))
 
 	// The stream the bridge created.
 	nc, err := nats.Connect(url)
@@ -82,29 +90,36 @@ func TestStreamCatchUp(t *testing.T) {
 	}
 
 	// B's bridge catches up, then goes on live.
-	bb := start(t, b, url, Stream("MCL"), Durable("siteB"))
-	inOrder(t, "site B, caught up", colB.wait(t, len(missed), 10*time.Second), missed)
+	bb := b.bridge(t, url, Stream("MCL"), Durable("siteB"))
+	inOrder(t, "site B, caught up", colB.wait(len(missed), 10*time.Second), missed)
 	live := publishSet(t, pa, "live", 100, nil)
 	all := append(append([]rec(nil), missed...), live...)
-	inOrder(t, "site B, live", colB.wait(t, len(all), 10*time.Second), all)
-	if s := bb.Stats(); s.FromNATS != uint64(len(all)) || s.Joined != 1 || s.Dropped+s.Invalid+s.Incomplete != 0 {
-		t.Errorf("bridge B: %+v", s)
+	colB.wait(len(all), 10*time.Second)
+	inOrder(t, "site B, live", colB.settle(t, pa, 10*time.Second), all)
+	var sb Stats
+	eventually(t, func() bool { sb = bb.Stats(); return sb.FromNATS == uint64(len(all)+1) }, func() string {
+		return fmt.Sprintf("bridge B republished %d, want %d and an end marker", sb.FromNATS, len(all))
+	})
+	if sb.Joined != 1 || sb.Dropped+sb.Invalid+sb.Incomplete != 0 {
+		t.Errorf("bridge B: %+v", sb)
 	}
 
 	// A restart of B's bridge: nothing acknowledged comes again; what was
 	// published while it was away does.
 	bb.Close()
 	away := publishSet(t, pa, "away", 50, nil)
-	time.Sleep(200 * time.Millisecond)
-	bb2 := start(t, b, url, Stream("MCL"), Durable("siteB"))
+	stored(len(all) + 1 + len(away)) // and the end marker
+	bb2 := b.bridge(t, url, Stream("MCL"), Durable("siteB"))
 	all = append(all, away...)
-	inOrder(t, "site B, after a restart", colB.wait(t, len(all), 10*time.Second), all)
+	inOrder(t, "site B, after a restart", colB.wait(len(all), 10*time.Second), all)
 	more := publishSet(t, pa, "more", 50, nil)
 	all = append(all, more...)
-	inOrder(t, "site B, live after the restart", colB.wait(t, len(all), 10*time.Second), all)
-	if s := bb2.Stats(); s.FromNATS != uint64(len(away)+len(more)) {
-		t.Errorf("bridge B after the restart republished %d, want %d", s.FromNATS, len(away)+len(more))
-	}
+	colB.wait(len(all), 10*time.Second)
+	inOrder(t, "site B, live after the restart", colB.settle(t, pa, 10*time.Second), all)
+	var s2 Stats
+	eventually(t, func() bool { s2 = bb2.Stats(); return s2.FromNATS == uint64(len(away)+len(more)+1) }, func() string {
+		return fmt.Sprintf("bridge B after the restart republished %d, want %d and an end marker", s2.FromNATS, len(away)+len(more))
+	})
 	sa := ba.Stats()
 	t.Logf("bridge A: %+v", sa)
 	t.Logf("bridge B: %+v", bb2.Stats())
@@ -113,7 +128,7 @@ func TestStreamCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint64(len(all) + 1); info.State.Msgs != want {
+	if want := uint64(len(all) + 1 + 2); info.State.Msgs != want { // and two end markers
 		t.Errorf("stream holds %d messages, want %d (A's only)", info.State.Msgs, want)
 	}
 	// A consumed its own messages from the stream and recognised them.
@@ -125,7 +140,11 @@ func TestStreamCatchUp(t *testing.T) {
 // TestStreamOptions: a stream without a durable name is refused when
 // forwarding from NATS; a server without JetStream makes Run fail.
 func TestStreamOptions(t *testing.T) {
-	c := site(t, "239.192.35.3")
+	sandbox.Require(t)
+	c, err := mcl.NewConnection("239.192.35.3", mcl.Port(int(nextPort.Add(1))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := New(c, "nats://127.0.0.1:1", Stream("S")); !errors.Is(err, ErrBadOption) {
 		t.Errorf("Stream without Durable: %v", err)
 	}

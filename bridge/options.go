@@ -58,10 +58,13 @@ func ParseDirection(s string) (Direction, error) {
 func (d Direction) toNATS() bool   { return d == Both || d == ToNATS }
 func (d Direction) fromNATS() bool { return d == Both || d == FromNATS }
 
-// Defaults.
+// Defaults. DefaultBufferMessages is many because messages are small and
+// come in bursts: with 4096, a bridge republishing 40,000 messages/s dropped
+// some as a slow consumer at every hiccup of a tenth of a second, at rates
+// it sustained. DefaultBufferBytes bounds the memory.
 const (
 	DefaultPrefix           = "mcl"
-	DefaultBufferMessages   = 4096
+	DefaultBufferMessages   = 65536
 	DefaultBufferBytes      = 64 << 20
 	DefaultAnnounceInterval = time.Second
 	DefaultStreamMaxBytes   = 1 << 30        // a stream the bridge creates keeps at most 1 GiB
@@ -144,7 +147,7 @@ func Forward(d Direction) Option {
 	}
 }
 
-// BufferLimits bounds what waits to be forwarded (default 4096 messages,
+// BufferLimits bounds what waits to be forwarded (default 65536 messages,
 // 64 MiB): group messages queued while NATS is slow, the bytes nats.go
 // keeps while it reconnects (nats.ReconnectBufSize), the NATS messages
 // pending for the group (the subscription's pending limits), and the

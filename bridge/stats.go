@@ -19,13 +19,13 @@ type Stats struct {
 	// Dropped is the sum of the four below.
 	Dropped         uint64        `json:"dropped"`
 	DroppedQueue    uint64        `json:"dropped_queue"`    // group messages dropped: the queue to NATS was full (BufferLimits)
-	DroppedNATS     uint64        `json:"dropped_nats"`     // group messages NATS refused: reconnect buffer full, connection closed; with Stream, not acknowledged
+	DroppedNATS     uint64        `json:"dropped_nats"`     // group messages NATS refused: reconnect buffer full, connection closed, a subject over 4000 bytes; with Stream, not acknowledged
 	DroppedSlow     uint64        `json:"dropped_slow"`     // NATS messages dropped by nats.go: the group side fell behind (slow consumer)
 	DroppedGroup    uint64        `json:"dropped_group"`    // NATS messages the group's socket failed to send
 	Invalid         uint64        `json:"invalid"`          // NATS messages not republished: no topic, bad parts, payload not one msgpack value
 	Filtered        uint64        `json:"filtered"`         // NATS messages outside the topic patterns
 	LoopsSuppressed uint64        `json:"loops_suppressed"` // messages not forwarded because a bridge of this group forwarded them already
-	Standby         uint64        `json:"standby"`          // messages not forwarded because another bridge of the group is active
+	Standby         uint64        `json:"standby"`          // messages not forwarded because another bridge of the group was active when they came, or Run had not yet settled
 	KernelDrops     uint64        `json:"kernel_drops"`     // group datagrams the kernel dropped (receive buffer full)
 	Reconnects      uint64        `json:"reconnects"`       // reconnections to NATS
 	Disconnects     uint64        `json:"disconnects"`      // losses of the NATS connection

@@ -109,6 +109,12 @@ func unhex(c byte) int {
 	return -1
 }
 
+// maxSubject is the longest subject a bridge publishes or subscribes to.
+// A NATS server closes the connection of a client whose protocol line is
+// longer than its max_control_line, 4096 bytes by default; the line holds
+// the subject and two lengths.
+const maxSubject = 4000
+
 // checkPrefix validates a subject prefix: one or more tokens, no
 // wildcards, no whitespace.
 func checkPrefix(p string) error {

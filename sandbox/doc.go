@@ -74,6 +74,15 @@
 // the marker; their Enter finds the network already set up and returns it,
 // so that several processes can talk to each other in one sandbox.
 //
+// # More networks: Namespace
+//
+// A test that needs networks with no route between them (the two sites of
+// a bridge, a remote host) makes each with NewNamespace, inside the
+// sandbox: a network namespace of its own, set up as the sandbox's, and
+// linked to nothing. Namespace.Do runs a function on a thread in it; the
+// sockets that function opens, and the processes it starts, belong to
+// that namespace for life.
+//
 // # Safety
 //
 // The marker records which network namespace the parent ran in, and Enter
