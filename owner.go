@@ -113,14 +113,21 @@ var feeds = struct {
 	m map[feedKey]*feed
 }{m: make(map[feedKey]*feed)}
 
-// join adds s to the feed for its Connection and limits, opening one if
-// there is none. Errors: those of opening the socket (sock.Listen).
-func join(s *Subscriber, limits wire.Limits) (*feed, error) {
-	c := s.conn
+// keyOf returns the key of the feed that c's Subscribers with limits
+// share, opened on the calling thread.
+func keyOf(c *Connection, limits wire.Limits) feedKey {
 	key := feedKey{netns: netNamespace(), group: c.group, readBuffer: c.readBuffer, limits: limits}
 	if c.ifi != nil {
 		key.ifindex = c.ifi.Index
 	}
+	return key
+}
+
+// join adds s to the feed for its Connection and limits, opening one if
+// there is none. Errors: those of opening the socket (sock.Listen).
+func join(s *Subscriber, limits wire.Limits) (*feed, error) {
+	c := s.conn
+	key := keyOf(c, limits)
 	feeds.Lock()
 	defer feeds.Unlock()
 	f := feeds.m[key]

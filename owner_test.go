@@ -143,7 +143,7 @@ func fakeFeed(t *testing.T) (*Connection, *fakeSocket, *feed) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := feedKey{group: c.group, readBuffer: c.readBuffer, limits: wire.DefaultLimits()}
+	key := keyOf(c, wire.DefaultLimits())
 	s := newFakeSocket()
 	f := newFeed(key, s, key.limits)
 	feeds.Lock()
