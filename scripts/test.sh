@@ -56,7 +56,7 @@ CGO_ENABLED=0 GOARCH=386 go test -count=1 ./wire ./wire/mcl2 ./internal/reassemb
 
 for target in wire:FuzzDecode:400000x wire/mcl2:FuzzDecode:400000x internal/reassembly:FuzzReassemble:250000x internal/reassembly:FuzzReassembleFaults:250000x \
 	internal/reassembly:FuzzJoiner:60000x internal/senders:FuzzObserve:200000x internal/topic:FuzzMatch:400000x internal/msgjson:FuzzToJSON:400000x \
-	internal/msgjson:FuzzFromJSON:200000x mcap:FuzzReader:250000x; do
+	internal/msgjson:FuzzFromJSON:200000x internal/msgjson:FuzzToFoxgloveJSON:150000x mcap:FuzzReader:250000x; do
 	IFS=: read -r pkg fn budget <<<"$target"
 	go test -run='^$' -fuzz="^${fn}\$" -fuzztime="${fuzztime:-$budget}" "./$pkg"
 done
