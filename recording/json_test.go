@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,16 +47,7 @@ type jsonMessage struct {
 // its channel's schema, as Foxglove would read them.
 func readJSON(t *testing.T, path string) []jsonMessage {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	r, err := mcap.NewReader(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openMCAP(t, path)
 	var out []jsonMessage
 	for mv, err := range r.Messages(mcap.ReadOptions{}) {
 		if err != nil {

@@ -44,6 +44,27 @@ func f64(f float64) []byte {
 	return b[:]
 }
 
+// openMCAP opens path with the mcap package's reader, for tests that look
+// at what Record does not carry (schemas, channel metadata, summaries);
+// the file closes with the test.
+func openMCAP(t *testing.T, path string) *mcap.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mcap.NewReader(f, st.Size())
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return r
+}
+
 func msg(topic string, payload []byte, at time.Time) *mcl.Message {
 	return &mcl.Message{Topic: topic, Payload: payload, Sender: sender, Received: at}
 }

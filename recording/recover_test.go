@@ -82,16 +82,7 @@ type recMessage struct {
 
 func readMessages(t *testing.T, path string) ([]recMessage, error) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	r, err := mcap.NewReader(f, st.Size())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	r := openMCAP(t, path)
 	var out []recMessage
 	for mv, err := range r.Messages(mcap.ReadOptions{}) {
 		if err != nil {
@@ -115,16 +106,7 @@ func sameMessages(a, b recMessage) bool {
 
 func fromSummary(t *testing.T, path string) mcap.Info {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	r, err := mcap.NewReader(f, st.Size())
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	r := openMCAP(t, path)
 	info, err := r.Info()
 	if err != nil || !info.FromSummary {
 		t.Fatalf("%s: Info from summary %v, %v", path, info.FromSummary, err)
