@@ -11,9 +11,13 @@ import (
 // TestAllocations checks the steady-state cost of a round trip through the
 // kernel: publishing a message and receiving it allocate nothing when it
 // fits one datagram, and a constant independent of the fragment count when
-// it does not.
+// it does not; with Spin too.
 func TestAllocations(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
+	t.Run("sleeps", func(t *testing.T) { allocations(t, conn(t, mcl.DefaultGroup)) })
+	t.Run("spins", func(t *testing.T) { allocations(t, conn(t, mcl.DefaultGroup, mcl.Spin(50*time.Microsecond))) })
+}
+
+func allocations(t *testing.T, c *mcl.Connection) {
 	pub := publisher(t, c)
 	sub := syncSubscriber(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

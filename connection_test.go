@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcl-go/mcl"
 )
@@ -46,6 +47,8 @@ func TestNewConnectionErrors(t *testing.T) {
 		{mcl.DefaultGroup, []mcl.Option{mcl.Hops(256)}, mcl.ErrBadOption, "0..255"},
 		{mcl.DefaultGroup, []mcl.Option{mcl.Hops(-1)}, mcl.ErrBadOption, "0..255"},
 		{mcl.DefaultGroup, []mcl.Option{mcl.ReadBuffer(-1)}, mcl.ErrBadOption, "read buffer"},
+		{mcl.DefaultGroup, []mcl.Option{mcl.Spin(-time.Microsecond)}, mcl.ErrBadOption, "0 (never) to 1ms"},
+		{mcl.DefaultGroup, []mcl.Option{mcl.Spin(2 * time.Millisecond)}, mcl.ErrBadOption, "0 (never) to 1ms"},
 	} {
 		_, err := mcl.NewConnection(tc.group, tc.opts...)
 		if !errors.Is(err, tc.want) {

@@ -18,3 +18,6 @@ func Parked(s *Subscriber) bool { return s.f.parked.Load() }
 // JoinerPending reports the mcl/2 messages being joined on s's socket, and
 // the bytes reserved for them.
 func JoinerPending(s *Subscriber) (messages, bytes int) { return s.f.dm.joiner.Pending() }
+
+// SameFeed reports whether a and b read one socket.
+func SameFeed(a, b *Subscriber) bool { return a.f == b.f }

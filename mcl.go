@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/mcl-go/mcl/internal/sock"
 )
@@ -51,6 +52,7 @@ type Connection struct {
 	hops       int
 	loopback   bool
 	readBuffer int
+	spin       time.Duration
 	logger     *slog.Logger
 }
 
@@ -92,6 +94,10 @@ func (c *Connection) Interface() string {
 	return c.ifi.Name
 }
 
+// Spin returns how long its Subscribers poll an empty socket after a
+// datagram before they sleep (see the Spin option).
+func (c *Connection) Spin() time.Duration { return c.spin }
+
 // String returns the group as [addr]:port (or addr:port for IPv4), followed
 // by " on IFACE" when an interface is set.
 func (c *Connection) String() string {
@@ -110,5 +116,6 @@ func (c *Connection) sockConfig() sock.Config {
 		Loopback:    c.loopback,
 		ReadBuffer:  c.readBuffer,
 		WriteBuffer: sendBuffer,
+		Spin:        c.spin,
 	}
 }

@@ -89,6 +89,7 @@ type feedKey struct {
 	group      netip.AddrPort
 	ifindex    int
 	readBuffer int
+	spin       time.Duration
 	limits     wire.Limits
 }
 
@@ -116,7 +117,7 @@ var feeds = struct {
 // keyOf returns the key of the feed that c's Subscribers with limits
 // share, opened on the calling thread.
 func keyOf(c *Connection, limits wire.Limits) feedKey {
-	key := feedKey{netns: netNamespace(), group: c.group, readBuffer: c.readBuffer, limits: limits}
+	key := feedKey{netns: netNamespace(), group: c.group, readBuffer: c.readBuffer, spin: c.spin, limits: limits}
 	if c.ifi != nil {
 		key.ifindex = c.ifi.Index
 	}

@@ -95,9 +95,14 @@ func TestBackupWakesAfterIdle(t *testing.T) {
 
 // TestNextInterrupted checks that a Next blocked on the socket returns on
 // its context's cancellation and deadline, and on Close, and that a later
-// Next with a fresh context still receives.
+// Next with a fresh context still receives; with Spin too, where the
+// last two come right after a message, while the read spins.
 func TestNextInterrupted(t *testing.T) {
-	c := conn(t, mcl.DefaultGroup)
+	t.Run("sleeps", func(t *testing.T) { nextInterrupted(t, conn(t, mcl.DefaultGroup)) })
+	t.Run("spins", func(t *testing.T) { nextInterrupted(t, conn(t, mcl.DefaultGroup, mcl.Spin(time.Millisecond))) })
+}
+
+func nextInterrupted(t *testing.T, c *mcl.Connection) {
 	s := syncSubscriber(t, c)
 	next := func(ctx context.Context) <-chan error {
 		errc := make(chan error, 1)
@@ -135,7 +140,7 @@ func TestNextInterrupted(t *testing.T) {
 	wait("publish", errc, nil)
 
 	errc = next(context.Background())
-	time.AfterFunc(20*time.Millisecond, func() { s.Close() })
+	s.Close()
 	wait("Close", errc, mcl.ErrClosed)
 }
 
@@ -465,5 +470,40 @@ func TestDirectPayloadKept(t *testing.T) {
 				t.Fatalf("%d B: message %d arrived changed", size, i)
 			}
 		}
+	}
+}
+
+// TestSpinExact sends messages one at a time to a Subscriber that spins,
+// small, lent in their datagram and reassembled, each read while the read
+// before still spins: every one arrives exact, and Connections that spin
+// differently do not share a socket.
+func TestSpinExact(t *testing.T) {
+	c := conn(t, mcl.DefaultGroup, mcl.Spin(time.Millisecond))
+	if c.Spin() != time.Millisecond {
+		t.Fatalf("Spin() = %v, want 1ms", c.Spin())
+	}
+	pub := publisher(t, c)
+	s := syncSubscriber(t, c)
+	sizes := []int{100, 20_000, 200_000}
+	for i := range 60 {
+		if err := pub.PublishRaw("t", pattern(i, sizes[i%3])); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := s.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.Payload, pattern(i, sizes[i%3])) {
+			t.Fatalf("message %d (%d bytes) is not what was sent", i, sizes[i%3])
+		}
+	}
+	other, err := mcl.NewConnection(mcl.DefaultGroup, mcl.Port(int(c.Group().Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2 := syncSubscriber(t, other); mcl.SameFeed(s, s2) {
+		t.Error("a Subscriber that does not spin shares a socket with one that does")
 	}
 }

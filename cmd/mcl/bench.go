@@ -25,7 +25,7 @@ func newBenchCmd() *cobra.Command {
 	var asJSON bool
 	var mtu int
 	c := &cobra.Command{
-		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--framing seed|mcl2|both] [--cross-process] [--mtu N] [--json]",
+		Use:   "bench [--duration D] [--rounds N] [--repeat N] [--framing seed|mcl2|both] [--cross-process] [--mtu N] [--spin D] [--json]",
 		Short: "Measure mcl against plain sockets in a private sandbox network",
 		Long: `bench re-runs itself in a private network namespace (as mcl demo does) and
 measures, in one run, mcl and a baseline: the same multicast sockets and batch
@@ -64,13 +64,17 @@ the seed framing's of the same turns.
 --mtu sets the MTU of the sandbox's veth pair (65535 by default, where no
 datagram is fragmented): 1500 measures what an Ethernet link does, the seed
 framing's 60000-byte datagrams cut by IP into 41 fragments each, mcl/2's
-datagrams fitting the link.`,
+datagrams fitting the link.
+--spin D gives every socket, mcl's and the baseline's, mcl.Spin(D): reads
+poll for D after a datagram before they sleep (CPU for latency; see the
+option's documentation).`,
 		Example: `  mcl bench
   mcl bench --duration 3s --rounds 10000
   mcl bench --repeat 5
   mcl bench --framing mcl2 --repeat 3
   mcl bench --cross-process --repeat 5
   mcl bench --mtu 1500
+  mcl bench --cross-process --spin 50us
   mcl bench --json > bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -122,6 +126,7 @@ datagrams fitting the link.`,
 	f.StringVar(&cfg.Framing, "framing", cfg.Framing, "rows to measure: seed (mcl's default framing), mcl2 (the mcl/2 framing) or both")
 	f.BoolVar(&cfg.CrossProcess, "cross-process", false, "run each subscriber, and each latency row's echo, in a process of its own, apart from the publisher")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object instead of a table")
+	f.DurationVar(&cfg.Spin, "spin", 0, "poll every socket for this long after a datagram before sleeping (mcl.Spin), e.g. 50us; 0..1ms")
 	f.IntVar(&mtu, "mtu", 0, "MTU of the sandbox's links, e.g. 1500 for an Ethernet link's (default: 65535)")
 	c.AddCommand(newBenchChildCmd())
 	return c
@@ -181,6 +186,9 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 // receiver did not sustain without loss.
 func printReport(w io.Writer, rep *bench.Report, mtu int) {
 	fmt.Fprintln(w, modeLine(rep.Mode))
+	if rep.Spin > 0 {
+		fmt.Fprintf(w, "spin: every socket, mcl's and the baseline's, polls for %v after a datagram\n", rep.Spin)
+	}
 	if mtu > 0 {
 		fmt.Fprintf(w, "link: a veth pair of MTU %d\n", mtu)
 	}

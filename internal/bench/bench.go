@@ -49,6 +49,9 @@ type Config struct {
 	Framing string
 	// MCL2 is what the mcl/2 rows measure.
 	MCL2 MCL2Rows
+	// Spin is the mcl.Spin of every Connection, mcl's and the baseline's
+	// sockets alike (default 0: reads sleep on an empty socket).
+	Spin time.Duration
 	// Spawn returns the command that runs one of those processes: a
 	// program, in the same network namespace, that calls ServeChild with
 	// its stdin and stdout. Run sets the command's stdin, stdout, stderr,
@@ -136,8 +139,9 @@ const (
 
 // Report is a whole run.
 type Report struct {
-	Mode string `json:"mode"` // ModeInProcess or ModeCrossProcess
-	Rows []Row  `json:"rows"`
+	Mode string        `json:"mode"`              // ModeInProcess or ModeCrossProcess
+	Spin time.Duration `json:"spin_ns,omitempty"` // Config.Spin
+	Rows []Row         `json:"rows"`
 }
 
 // Run measures every row of cfg. The end of ctx stops it between two turns
@@ -149,7 +153,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	default:
 		return nil, fmt.Errorf("bench: framing %q: use %q, %q or %q", cfg.Framing, FramingSeed, FramingMCL2, FramingBoth)
 	}
-	rep := &Report{Mode: ModeInProcess}
+	if cfg.Spin < 0 || cfg.Spin > time.Millisecond {
+		return nil, fmt.Errorf("bench: spin %v: use 0 (never) to 1ms", cfg.Spin)
+	}
+	rep := &Report{Mode: ModeInProcess, Spin: cfg.Spin}
 	throughput, latency := throughputRow, latencyRow
 	if cfg.CrossProcess {
 		if cfg.Spawn == nil {
@@ -187,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	port := cfg.Port
 	nextConn := func() (*mcl.Connection, error) {
 		port++
-		return mcl.NewConnection(cfg.Group, mcl.Port(port))
+		return mcl.NewConnection(cfg.Group, mcl.Port(port), mcl.Spin(cfg.Spin))
 	}
 	if withSeed {
 		for _, subs := range cfg.Fanouts {
@@ -490,7 +497,8 @@ func percentiles(r *Result, rtts []time.Duration) {
 // sockConfig is what a baseline socket gets: the defaults mcl uses,
 // GRO included (a Subscriber's socket takes runs of datagrams that the
 // kernel coalesced, as mcl/2's large messages go out with UDP GSO), so
-// that its readers take each datagram of a read from Message.Datagrams.
+// that its readers take each datagram of a read from Message.Datagrams;
+// and a Subscriber's spin (mcl.Spin), so that both wait for datagrams alike.
 func sockConfig(c *mcl.Connection) sock.Config {
 	return sock.Config{
 		Group:       c.Group(),
@@ -499,5 +507,6 @@ func sockConfig(c *mcl.Connection) sock.Config {
 		ReadBuffer:  mcl.DefaultReadBuffer,
 		WriteBuffer: 4 << 20,
 		GRO:         true,
+		Spin:        c.Spin(),
 	}
 }

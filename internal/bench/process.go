@@ -54,6 +54,8 @@ type task struct {
 	// Ports (ping, pong) but the last, the baseline's; nil is one in the
 	// seed framing.
 	Echoes []Variant `json:"echoes,omitempty"`
+	// Spin is the mcl.Spin of the Connections.
+	Spin time.Duration `json:"spin,omitempty"`
 }
 
 // readyLine is what a child writes on its stdout once it is set up.
@@ -84,7 +86,7 @@ type processes struct{ spawn func() *exec.Cmd }
 func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, f flow) (m, base Result, err error) {
 	var kids children
 	defer func() { kids.kill() }()
-	t := task{Role: roleSubscriber, Group: c.Group().Addr().String(), Ports: []int{portOf(c), portOf(bc)}, Size: f.size, Layout: &f.lay, Framing: f.v.Framing}
+	t := task{Role: roleSubscriber, Group: c.Group().Addr().String(), Ports: []int{portOf(c), portOf(bc)}, Size: f.size, Layout: &f.lay, Framing: f.v.Framing, Spin: c.Spin()}
 	for i := range f.subs {
 		k, err := p.start(ctx, fmt.Sprintf("subscriber %d of %d", i+1, f.subs), t, 2)
 		if err != nil {
@@ -125,7 +127,7 @@ func (p processes) throughputRow(ctx context.Context, c, bc *mcl.Connection, f f
 // echoes in a child process. The pingers stay in this process.
 func (p processes) latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl.Connection, size, rounds int) (m, base Result, err error) {
 	runtime.GC() // as latencyRow does
-	t := task{Role: roleEcho, Group: ping.Group().Addr().String(), Ports: []int{portOf(ping), portOf(pong), portOf(bping), portOf(bpong)}}
+	t := task{Role: roleEcho, Group: ping.Group().Addr().String(), Ports: []int{portOf(ping), portOf(pong), portOf(bping), portOf(bpong)}, Spin: ping.Spin()}
 	echo, err := p.start(ctx, "echo", t, 0)
 	if err != nil {
 		return m, base, err
@@ -156,7 +158,7 @@ func (p processes) latencyRow(ctx context.Context, ping, pong, bping, bpong *mcl
 // stay in this process.
 func (p processes) latencyRows2(ctx context.Context, conns []*mcl.Connection, size, rounds int) ([]Row, error) {
 	runtime.GC() // as latencyRow does
-	t := task{Role: roleEcho, Group: conns[0].Group().Addr().String(), Echoes: latencyVariants2}
+	t := task{Role: roleEcho, Group: conns[0].Group().Addr().String(), Echoes: latencyVariants2, Spin: conns[0].Spin()}
 	for _, c := range conns {
 		t.Ports = append(t.Ports, portOf(c))
 	}
@@ -464,7 +466,7 @@ func (t task) start() (func(), error) {
 	conns := make([]*mcl.Connection, len(t.Ports))
 	for i, p := range t.Ports {
 		var err error
-		if conns[i], err = mcl.NewConnection(t.Group, mcl.Port(p)); err != nil {
+		if conns[i], err = mcl.NewConnection(t.Group, mcl.Port(p), mcl.Spin(t.Spin)); err != nil {
 			return nil, err
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +27,8 @@ type batch struct {
 
 	scratch []byte // datagrams copied to dodge slow kernel copies (see dodge)
 
+	spin spinner // whether an empty read tries again (Config.Spin)
+
 	// In and out of the system call closures, which are made once so that
 	// passing them to RawConn.Read and Write allocates nothing.
 	off, count, n int
@@ -33,12 +37,14 @@ type batch struct {
 	sendOne       func(fd uintptr) bool
 }
 
-func newBatch(c *net.UDPConn) (*batch, error) {
+// newBatch sets up batch I/O on c; reads spin for up to spin (see
+// Config.Spin).
+func newBatch(c *net.UDPConn, spin time.Duration) (*batch, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{rc: rc}
+	b := &batch{rc: rc, spin: spinner{spin: spin, now: time.Now}}
 	b.recv = b.recvmmsg
 	b.send = b.sendmmsg
 	b.sendOne = b.sendmsg
@@ -56,10 +62,30 @@ func (b *batch) grow(n int) {
 }
 
 // recvmmsg and sendmmsg move b.count datagrams from b.off; sendmsg sends
-// the one of b.hdrs[0].
+// the one of b.hdrs[0]. recvmmsg spins as Config.Spin says, letting the
+// process's other goroutines run every spinYield tries: with every P
+// held by a spinning read, a goroutine that is woken, such as the other
+// end of a round trip in the same process, would wait for a spin to end.
 func (b *batch) recvmmsg(fd uintptr) bool {
-	return b.call(unix.SYS_RECVMMSG, fd, unsafe.Pointer(&b.hdrs[b.off]), b.count)
+	for {
+		if b.call(unix.SYS_RECVMMSG, fd, unsafe.Pointer(&b.hdrs[b.off]), b.count) {
+			if b.errno == 0 && b.spin.spin > 0 {
+				b.spin.arrived(b.spin.now())
+			}
+			return true
+		}
+		if b.spin.spin == 0 || !b.spin.again(b.spin.now()) {
+			return false
+		}
+		if b.spin.spins%spinYield == 0 {
+			runtime.Gosched()
+		}
+	}
 }
+
+// spinYield is how many tries of a spinning read go by between yields
+// to other goroutines: a try takes about half a microsecond.
+const spinYield = 16
 
 func (b *batch) sendmmsg(fd uintptr) bool {
 	return b.call(unix.SYS_SENDMMSG, fd, unsafe.Pointer(&b.hdrs[b.off]), b.count)

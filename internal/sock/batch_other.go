@@ -2,12 +2,17 @@
 
 package sock
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // batch moves one datagram a call where recvmmsg and sendmmsg are missing.
 type batch struct{ c *net.UDPConn }
 
-func newBatch(c *net.UDPConn) (*batch, error) { return &batch{c: c}, nil }
+// newBatch ignores spin: without a system call of its own to retry, a
+// read here waits in Go's network poller.
+func newBatch(c *net.UDPConn, _ time.Duration) (*batch, error) { return &batch{c: c}, nil }
 
 func (b *batch) read(ms []Message) (int, error) {
 	n, addr, err := b.c.ReadFromUDPAddrPort(ms[0].Buf)

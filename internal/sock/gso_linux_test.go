@@ -103,7 +103,7 @@ func TestWriteSegmentsLayout(t *testing.T) {
 		{name: "fallback, 4 iovecs", nIov: 4, segs: 128, wantSegs: 128},
 	} {
 		t.Run(k.name, func(t *testing.T) {
-			io, err := newBatch(c)
+			io, err := newBatch(c, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +244,7 @@ func TestWriteSegmentsErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	io, err := newBatch(c)
+	io, err := newBatch(c, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

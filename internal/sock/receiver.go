@@ -44,7 +44,7 @@ func Listen(cfg Config) (*Receiver, error) {
 		udp.Close()
 		return nil, fmt.Errorf("join %s%s: %w", cfg.Group.Addr(), onInterface(cfg.Interface), err)
 	}
-	io, err := newBatch(udp)
+	io, err := newBatch(udp, cfg.spin())
 	if err != nil {
 		udp.Close()
 		return nil, err

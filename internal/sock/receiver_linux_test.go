@@ -130,3 +130,37 @@ func TestParseControl(t *testing.T) {
 		}
 	}
 }
+
+// TestSpinningRead reads a datagram with a spinning Receiver whose clock
+// moves a microsecond a look, then reads an empty socket: the read tries
+// again exactly until the spin has passed since the datagram, 99 times
+// for 100 µs, and then waits as any read does, until its deadline.
+// Without spin it waits at once.
+func TestSpinningRead(t *testing.T) {
+	for _, spin := range []time.Duration{0, 100 * time.Microsecond} {
+		r, s := pair(t, "[ff15::6d63:6c74]:26903", 0)
+		fake := time.Unix(1000, 0)
+		r.io.spin.spin = spin // set here, whatever the CPUs (see TestSpinWhereItPays)
+		r.io.spin.now = func() time.Time {
+			fake = fake.Add(time.Microsecond)
+			return fake
+		}
+		ms := []Message{{Buf: make([]byte, 65536)}}
+		if err := s.Write([]byte("spin")); err != nil {
+			t.Fatal(err)
+		}
+		r.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := r.ReadBatch(ms); n != 1 || err != nil {
+			t.Fatalf("spin %v: read %d datagrams, %v", spin, n, err)
+		}
+		r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := r.ReadBatch(ms); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("spin %v: reading an empty socket: %v, want the deadline's error", spin, err)
+		}
+		if want := uint64(max(spin/time.Microsecond-1, 0)); r.io.spin.spins != want {
+			t.Errorf("spin %v: tried again %d times, want %d", spin, r.io.spin.spins, want)
+		}
+		r.Close()
+		s.Close()
+	}
+}

@@ -33,7 +33,7 @@ func Dial(cfg Config) (*Sender, error) {
 		return nil, fmt.Errorf("open sender to %s%s: %w", cfg.address(), onInterface(cfg.Interface), err)
 	}
 	udp := c.(*net.UDPConn)
-	io, err := newBatch(udp)
+	io, err := newBatch(udp, 0) // a Sender does not read
 	if err != nil {
 		udp.Close()
 		return nil, err

@@ -29,6 +29,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
+	"time"
 )
 
 // Config describes one multicast endpoint.
@@ -47,6 +49,23 @@ type Config struct {
 	// like one datagram, so Body no longer holds one datagram's body:
 	// combine GRO with Body only when reading through Datagrams.
 	GRO bool
+	// Spin keeps a Receiver's read polling an empty socket, instead of
+	// sleeping in the kernel, until Spin has passed since the last datagram
+	// arrived: where waking a sleeping thread is slow, as on a virtual
+	// machine whose idle CPUs halt, a reply that comes within Spin is read
+	// without that wake-up. It costs up to Spin of CPU a datagram. Zero
+	// never spins, nor does a process with one CPU or GOMAXPROCS 1, where
+	// a spinning read would hold back the sender it waits for. A spinning
+	// read notices a deadline or Close when it stops. Linux only.
+	Spin time.Duration
+}
+
+// spin is the Spin a Receiver uses: none where it cannot pay.
+func (c Config) spin() time.Duration {
+	if runtime.NumCPU() < 2 || runtime.GOMAXPROCS(0) < 2 {
+		return 0
+	}
+	return max(c.Spin, 0)
 }
 
 // Message is one datagram of a batch. The caller provides Buf, 65536
