@@ -102,16 +102,15 @@ func ReadBuffer(bytes int) Option {
 // datagram before they sleep, 0..1ms (default 0: never). A message that
 // comes within d of the one before is then read without waking a
 // sleeping thread, which takes tens of microseconds where idle CPUs halt
-// (virtual machines without guest halt-polling): a 64 B round trip
-// between two processes took 10-15 µs with Spin(50*time.Microsecond)
-// against 35-45 µs without, on such a machine (docs/design.md). The cost
-// is CPU: up to d a datagram, so about 5% of a core for a 1 kHz stream
-// with d = 50 µs, and a whole core at 20 kHz. A Subscriber spinning
-// notices Close or a context's end when the spin stops. A process with
-// one CPU, or GOMAXPROCS 1, never spins: the spinning would hold back
-// the sender it waits for. Subscribers of one group that share a socket
-// share its Spin, so Connections with different Spin open sockets of
-// their own. NewConnection returns ErrBadOption outside 0..1ms.
+// (virtual machines without guest halt-polling; docs/design.md has the
+// measurements). The cost is CPU: up to d a datagram, so about 5% of a
+// core for a 1 kHz stream with d = 50 µs, and a whole core at 20 kHz.
+// A spinning Subscriber notices Close or a context's end when the spin
+// stops. A process with one CPU, or GOMAXPROCS 1 when the socket opens,
+// never spins: the spinning would hold back the sender it waits for.
+// Subscribers of one group that share a socket share its Spin, so
+// Connections with different Spin open sockets of their own.
+// NewConnection returns ErrBadOption outside 0..1ms.
 func Spin(d time.Duration) Option {
 	return func(c *Connection) error {
 		if d < 0 || d > time.Millisecond {
