@@ -9,8 +9,8 @@ import "time"
 type spinner struct {
 	spin  time.Duration // 0: never
 	last  time.Time     // when the last datagram was read
-	spins uint64        // reads tried again: for tests
-	now   func() time.Time
+	spins uint64        // reads tried again: when to yield, and for tests
+	now   func() time.Time // time.Now, or a test's clock
 }
 
 // arrived notes that a read returned datagrams at now.
