@@ -7,9 +7,9 @@ import "time"
 // the last datagram arrived. The rule is in one place so that it can be
 // tested with made-up times.
 type spinner struct {
-	spin  time.Duration // 0: never
-	last  time.Time     // when the last datagram was read
-	spins uint64        // reads tried again: when to yield, and for tests
+	spin  time.Duration    // 0: never
+	last  time.Time        // when the last datagram was read
+	spins uint64           // reads tried again: when to yield, and for tests
 	now   func() time.Time // time.Now, or a test's clock
 }
 
