@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/mcl-go/mcl/recording"
@@ -31,7 +30,7 @@ func rawTerminal(in io.Reader, w io.Writer) (restore func(), ok bool) {
 		return func() {}, false
 	}
 	fd := int(f.Fd())
-	if pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || pgrp != unix.Getpgrp() {
+	if !foreground(fd) {
 		return func() {}, false
 	}
 	state, err := term.MakeRaw(fd)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // shared is memory that Run shares with a subscriber's child process: the
@@ -37,34 +35,10 @@ func newShared(n int) (*shared, error) {
 	return s, nil
 }
 
-// mapShared maps all of f, a file of counters that another process made
-// with newShared.
-func mapShared(f *os.File) (*shared, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("shared counters: %w", err)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("shared counters: mmap: %w", err)
-	}
-	return &shared{f: f, mem: mem}, nil
-}
-
 // at returns counter i. The mapping starts on a page, so every counter
 // is aligned for its atomics, and a counter's fields are all atomic, so
 // that two processes may use it at once. The slice makes sure that all
 // of the counter is in the mapping.
 func (s *shared) at(i int) *counter {
 	return (*counter)(unsafe.Pointer(&s.mem[i*counterSpan : (i+1)*counterSpan][0]))
-}
-
-// close unmaps the memory: none of its counters may be used after. It
-// does nothing on nil.
-func (s *shared) close() {
-	if s == nil {
-		return
-	}
-	unix.Munmap(s.mem)
-	s.f.Close()
 }

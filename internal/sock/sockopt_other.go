@@ -13,11 +13,11 @@ import (
 // filter, no device binding, no kernel drop counter or arrival times.
 
 func setupReceiver(fd uintptr, cfg Config) error {
-	if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+	if err := syscall.SetsockoptInt(sysfd(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
 		return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
 	}
 	if cfg.ReadBuffer > 0 {
-		return os.NewSyscallError("setsockopt SO_RCVBUF", syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, cfg.ReadBuffer))
+		return os.NewSyscallError("setsockopt SO_RCVBUF", syscall.SetsockoptInt(sysfd(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, cfg.ReadBuffer))
 	}
 	return nil
 }
@@ -25,7 +25,7 @@ func setupReceiver(fd uintptr, cfg Config) error {
 func setupSender(fd uintptr, cfg Config) error { return nil }
 
 func readBufferSize(fd uintptr) int {
-	n, _ := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	n, _ := syscall.GetsockoptInt(sysfd(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 	return n
 }
 
