@@ -66,19 +66,8 @@ is skipped with a warning.`,
 			if err := checkInputFiles([]string{in}); err != nil {
 				return err
 			}
-			ist, err := os.Stat(in)
-			if err != nil {
+			if err := checkOutputFile(in, output, force); err != nil {
 				return err
-			}
-			if ost, err := os.Stat(output); err == nil {
-				switch {
-				case os.SameFile(ist, ost):
-					return usagef("output %s is the input file", output)
-				case ost.IsDir():
-					return usagef("output %s is a directory", output)
-				case !force:
-					return usagef("output %s exists: use --force to replace it", output)
-				}
 			}
 			return convertFile(cmd, in, output, force)
 		},

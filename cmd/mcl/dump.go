@@ -418,6 +418,27 @@ func checkInputFiles(names []string) error {
 	return nil
 }
 
+// checkOutputFile reports, as a usage error, an output file that would
+// overwrite the input in, is a directory, or exists without force.
+func checkOutputFile(in, out string, force bool) error {
+	ist, err := os.Stat(in)
+	if err != nil {
+		return err
+	}
+	ost, err := os.Stat(out)
+	switch {
+	case err != nil:
+		return nil // nothing there yet, or the write will say why
+	case os.SameFile(ist, ost):
+		return usagef("output %s is the input file", out)
+	case ost.IsDir():
+		return usagef("output %s is a directory", out)
+	case !force:
+		return usagef("output %s exists: use --force to replace it", out)
+	}
+	return nil
+}
+
 func openRecordings(names []string) ([]*recording.File, error) {
 	var files []*recording.File
 	for _, name := range names {

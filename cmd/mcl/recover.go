@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -59,19 +58,8 @@ damaged), 1 when FILE is not MCAP or cannot be read, 2 on bad usage.`,
 			if out == "" {
 				out = recording.RecoverPath(in)
 			}
-			ist, err := os.Stat(in)
-			if err != nil {
+			if err := checkOutputFile(in, out, force); err != nil {
 				return err
-			}
-			if ost, err := os.Stat(out); err == nil {
-				switch {
-				case os.SameFile(ist, ost):
-					return usagef("output %s is the input file", out)
-				case ost.IsDir():
-					return usagef("output %s is a directory", out)
-				case !force:
-					return usagef("output %s exists: use --force to replace it", out)
-				}
 			}
 			res, err := recording.Recover(in, out, recording.RecoverOptions{Compression: compression, Force: force})
 			if errors.Is(err, recording.ErrOutputExists) {
